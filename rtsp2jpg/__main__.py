@@ -1,0 +1,3 @@
+from rtsp2jpg.cli import main
+
+raise SystemExit(main())

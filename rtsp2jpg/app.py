@@ -1,0 +1,205 @@
+"""Service: builds and owns everything (registry, cameras, listeners); `run()` serves it over HTTP.
+
+Start reads top to bottom (registry -> listeners -> cameras -> HTTP); stop undoes it in reverse,
+within a deadline, and is safe to call twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rtsp2jpg import __version__
+from rtsp2jpg.camera import Camera, StatusChange
+from rtsp2jpg.config import CaptureConfig, Config
+from rtsp2jpg.registry import Registration, Registry
+from rtsp2jpg.urls import validate_rtsp_url
+
+log = logging.getLogger(__name__)
+
+PREFERENCES = ("default", "ffmpeg", "gstreamer")
+
+
+class ConflictError(RuntimeError):
+    """The request contradicts the configuration (e.g. removing a camera declared in the file)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The capture side as the service sees it: pipeline.py in production, fakes in unit tests."""
+
+    capabilities: Any
+    candidates: Callable[..., list[Any]]
+    open_source: Callable[[Any], Any]
+    encode_jpeg: Callable[..., bytes]
+
+
+def default_backend(cfg: Config) -> Backend:
+    """Import OpenCV here, once: importing rtsp2jpg must not need cv2."""
+    from rtsp2jpg import pipeline
+
+    pipeline.configure_ffmpeg(cfg.capture.transport)
+    caps = pipeline.capabilities()
+    log.info("OpenCV %s from %s; backends %s", caps.cv2_version, caps.cv2_file,
+             ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in caps.backends.items()))
+    return Backend(caps, pipeline.candidates, pipeline.open_source, pipeline.encode_jpeg)
+
+
+class Service:
+    """Owns the Registry, the status listeners and `{id: Camera}`."""
+
+    def __init__(self, config: Config, backend: Backend, registry: Registry | None = None) -> None:
+        self.config = config
+        self.backend = backend
+        self.registry = registry or Registry(config.storage.db_path)
+        self.started_at = time.time()
+        self._cameras: dict[str, Camera] = {}
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[StatusChange], None]] = []
+        self._stopped = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[StatusChange], None]) -> None:
+        """Status transitions go to every listener (MQTT publisher, metrics, history)."""
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        for cam in self.config.cameras:
+            self._start_camera(cam.id, cam.name, cam.url, cam.capture, source="config")
+        for reg in self.registry.all():
+            if reg.id in self._cameras:
+                log.warning("%s: registered camera shadowed by a camera of the same id in the config", reg.id)
+                continue
+            self._start_camera(reg.id, reg.name, reg.url, self.config.capture, prefer=reg.prefer)
+        log.info("started %d camera(s)", len(self._cameras))
+
+    def stop(self) -> None:
+        """Stop every camera in parallel within one deadline, then close the registry. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        with self._lock:
+            cameras = list(self._cameras.values())
+        for cam in cameras:
+            cam.request_stop()
+        deadline = time.monotonic() + self.config.capture.stop_timeout_sec
+        stuck = [c.id for c in cameras if not c.join(deadline - time.monotonic())]
+        if stuck:
+            log.warning("%d capture thread(s) did not stop in time: %s", len(stuck), ", ".join(stuck))
+        self.registry.close()
+
+    # -- cameras ---------------------------------------------------------------------------------
+
+    def _notify(self, change: StatusChange) -> None:
+        for listener in self._listeners:
+            try:
+                listener(change)
+            except Exception:
+                log.exception("status listener failed")
+
+    def _start_camera(self, camera_id: str, name: str, url: str, capture: CaptureConfig, *,
+                      source: str = "api", prefer: str = "default") -> Camera:
+        sources = self.backend.candidates(url, capture, self.backend.capabilities, prefer)
+        cam = Camera(camera_id, name, url, capture, sources, open_source=self.backend.open_source,
+                     on_status=self._notify, source=source, prefer=prefer)
+        with self._lock:
+            self._cameras[camera_id] = cam
+        cam.start()
+        return cam
+
+    def cameras(self) -> list[Camera]:
+        with self._lock:
+            return list(self._cameras.values())
+
+    def camera(self, camera_id: str) -> Camera | None:
+        with self._lock:
+            return self._cameras.get(camera_id)
+
+    def register(self, url: str, name: str = "", prefer: str = "default") -> tuple[Camera, bool]:
+        """Persist then start; the same URL again returns the existing camera. Never probes."""
+        validate_rtsp_url(url)
+        if prefer not in PREFERENCES:
+            raise ValueError(f"prefer must be one of {', '.join(PREFERENCES)}")
+        for cam in self.cameras():
+            if cam.url == url:
+                return cam, False
+        reg: Registration
+        reg, created = self.registry.add(url, name, prefer)
+        existing = self.camera(reg.id)
+        if existing is not None:
+            return existing, False
+        cam = self._start_camera(reg.id, reg.name, reg.url, self.config.capture, prefer=reg.prefer)
+        log.info("%s: registered (%s)", cam.id, "new" if created else "from registry")
+        return cam, True
+
+    def unregister(self, camera_id: str) -> bool:
+        """Remove from the registry first (so a crash cannot resurrect it), then stop the thread."""
+        cam = self.camera(camera_id)
+        if cam is not None and cam.source == "config":
+            raise ConflictError(f"camera {camera_id} is declared in the config file; remove it there")
+        removed = self.registry.remove(camera_id)
+        with self._lock:
+            cam = self._cameras.pop(camera_id, None)
+        if cam is not None:
+            cam.stop()
+            log.info("%s: unregistered", camera_id)
+        return removed or cam is not None
+
+    def counts(self) -> dict[str, int]:
+        counts = {"total": 0, "active": 0, "connecting": 0, "error": 0}
+        for cam in self.cameras():
+            counts["total"] += 1
+            if cam.status.value in counts:
+                counts[cam.status.value] += 1
+        return counts
+
+    def health(self) -> dict[str, Any]:
+        caps = self.backend.capabilities
+        return {"ok": True, "version": __version__,
+                "backends_built": dict(getattr(caps, "backends", {})),
+                "decoders": dict(getattr(caps, "decoders", {})),
+                "board": getattr(caps, "board", "generic"),
+                "cameras": self.counts(), "mqtt": "disabled"}
+
+
+def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit code."""
+    import waitress
+
+    from rtsp2jpg.http import make_app
+
+    backend = backend or default_backend(config)
+    service = Service(config, backend)
+    http = config.http
+    server = waitress.create_server(
+        make_app(service), host=http.host, port=http.port, threads=http.threads,
+        # Long-polls hold a worker; a bounded queue warning stays quiet (see DESIGN 9 on waitress.queue).
+        channel_timeout=max(30, int(http.long_poll_timeout_sec) + 10), ident="rtsp2jpg",
+        max_request_body_size=http.max_body_bytes, clear_untrusted_proxy_headers=True)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        raise SystemExit(0)  # waitress's run() turns this into a clean shutdown of its threads
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        service.start()
+        log.info("serving on http://%s:%s", http.host, server.effective_port)  # type: ignore[attr-defined]
+        if ready:
+            ready(server)
+        server.run()
+    except SystemExit:
+        pass
+    finally:
+        server.close()
+        service.stop()
+        log.info("stopped")
+    return 0

@@ -1,0 +1,260 @@
+"""Camera: one RTSP stream, one thread, one FrameSlot, one status.
+
+The thread never sleeps on the stream: it grabs every frame as it arrives (keeping the decoder and
+socket drained, which is what keeps snapshots fresh) and converts a frame only when a reader wants
+one, at most once per `read_throttle_sec`. Failures reconnect with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from rtsp2jpg.config import CaptureConfig
+from rtsp2jpg.frames import Frame, FrameSlot
+from rtsp2jpg.urls import redact
+
+log = logging.getLogger("rtsp2jpg.worker")
+
+
+class Status(str, Enum):
+    CONNECTING = "connecting"
+    ACTIVE = "active"
+    ERROR = "error"
+    INACTIVE = "inactive"
+    UNKNOWN = "unknown"
+
+
+class Capture(Protocol):
+    spec: Any
+
+    def grab(self) -> bool: ...
+    def retrieve(self) -> Any: ...
+    def release(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    camera_id: str
+    status: Status
+    previous: Status
+    since: float
+    error: str
+
+
+@dataclass
+class Stats:
+    """Counters the thread writes and readers copy; plain assignments, no lock needed."""
+
+    frames: int = 0
+    reconnects: int = 0
+    decode_errors: int = 0
+    last_seen: float = 0.0  # epoch of the last grabbed frame
+    fps: float = 0.0
+    width: int = 0
+    height: int = 0
+    backend: str = ""
+
+
+class Camera:
+    """Owns its thread, stop event, capture and FrameSlot; `stop()` is idempotent."""
+
+    def __init__(self, camera_id: str, name: str, url: str, cfg: CaptureConfig, sources: Sequence[Any], *,
+                 open_source: Callable[[Any], Capture], on_status: Callable[[StatusChange], None],
+                 source: str = "api", prefer: str = "default", clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.id = camera_id
+        self.name = name or camera_id
+        self.url = url
+        self.source = source  # "config" or "api": where the camera was declared
+        self.prefer = prefer
+        self.cfg = cfg
+        self.slot = FrameSlot()
+        self.stats = Stats()
+        self.status = Status.INACTIVE
+        self.since = wall()
+        self.error = ""
+        self._sources = list(sources)
+        self._open_source = open_source
+        self._on_status = on_status
+        self._clock, self._wall = clock, wall
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._status_lock = threading.Lock()
+        self._last_retrieve = -1e9
+        self._failures = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._set_status(Status.CONNECTING)
+        self._thread = threading.Thread(target=self._run, name=f"camera-{self.id}", daemon=True)
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self.slot.want()  # wake nothing in particular, but keep the intent visible
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread; False (and a warning) if it is still blocked after `timeout`."""
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(max(0.0, timeout))
+        if thread.is_alive():
+            log.warning("%s: capture thread still blocked after %.1fs; leaving it behind", self.id, timeout)
+            return False
+        return True
+
+    def stop(self, timeout: float | None = None) -> bool:
+        self.request_stop()
+        return self.join(self.cfg.stop_timeout_sec if timeout is None else timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def _set_status(self, status: Status, error: str = "") -> None:
+        with self._status_lock:
+            if status == self.status and error == self.error:
+                return
+            previous, self.status, self.error = self.status, status, redact(error)
+            if status != previous:
+                self.since = self._wall()
+            change = StatusChange(self.id, status, previous, self.since, self.error)
+        if status != previous:
+            level = logging.WARNING if status == Status.ERROR else logging.INFO
+            log.log(level, "%s: %s -> %s%s", self.id, previous.value, status.value,
+                    f" ({change.error})" if change.error else "")
+        try:
+            self._on_status(change)
+        except Exception:  # a listener's bug must not kill the capture thread
+            log.exception("%s: status listener failed", self.id)
+
+    # -- the thread ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._session()
+                if self._stop.is_set():
+                    break
+                delay = self._backoff()
+                log.info("%s: reconnecting in %.1fs", self.id, delay)
+                self._stop.wait(delay)
+        except Exception as e:  # the only catch-all: log, mark the camera, and let stop() find it ended
+            log.exception("%s: capture loop crashed", self.id)
+            self._set_status(Status.ERROR, f"internal error: {type(e).__name__}")
+            return
+        self._set_status(Status.INACTIVE)
+
+    def _backoff(self) -> float:
+        self._failures += 1
+        base = self.cfg.reconnect_delay_sec * 2 ** min(self._failures - 1, 16)
+        return min(self.cfg.reconnect_max_delay_sec, base) * random.uniform(0.8, 1.2)
+
+    def _open(self) -> Capture | None:
+        """Try each source in order; the first that opens and yields a frame wins."""
+        reasons = []
+        for spec in self._sources:
+            if self._stop.is_set():
+                return None
+            try:
+                capture = self._open_source(spec)
+            except Exception as e:
+                reasons.append(redact(str(e)))
+                continue
+            if capture.grab():
+                return capture
+            capture.release()
+            reasons.append(f"{getattr(spec, 'label', spec)}: opened but no frame within the timeout")
+        if not reasons:
+            reasons.append("no capture source available for this camera")
+        self._set_status(Status.ERROR, "; ".join(reasons))
+        return None
+
+    def _session(self) -> None:
+        """One connection: open, then grab until the stream fails, stalls or we are stopped."""
+        if self.status != Status.ERROR:
+            self._set_status(Status.CONNECTING)
+        self.stats.reconnects += 1
+        capture = self._open()
+        if capture is None:
+            return
+        self.stats.backend = getattr(capture.spec, "label", str(capture.spec))
+        opened_at = self._clock()
+        reason = ""
+        try:
+            self._on_frame(capture, first=True)
+            self._set_status(Status.ACTIVE)
+            window_start, window_frames = self._clock(), 0
+            while not self._stop.is_set():
+                if not capture.grab():
+                    reason = "stream ended or stalled (no frame within the read timeout)"
+                    break
+                now = self._on_frame(capture)
+                window_frames += 1
+                if now - window_start >= 1.0:
+                    self.stats.fps = round(window_frames / (now - window_start), 2)
+                    window_start, window_frames = now, 0
+                if self._failures and now - opened_at > self.cfg.stall_timeout_sec:
+                    self._failures = 0  # stable again: the next failure starts from the base delay
+        finally:
+            capture.release()
+        if not self._stop.is_set():
+            self.stats.fps = 0.0
+            self._set_status(Status.CONNECTING, reason)
+
+    def _on_frame(self, capture: Capture, first: bool = False) -> float:
+        """Count a grabbed frame; convert it only when a reader wants it and the throttle allows."""
+        now = self._clock()
+        stats = self.stats
+        stats.frames += 1
+        stats.last_seen = self._wall()
+        if (first or self.slot.wanted.is_set()) and now - self._last_retrieve >= self.cfg.read_throttle_sec:
+            self.slot.wanted.clear()
+            image = capture.retrieve()
+            if image is None:
+                stats.decode_errors += 1
+                self.slot.want()  # try again on the next frame
+            else:
+                self._last_retrieve = now
+                frame = Frame(stats.frames, image, stats.last_seen)
+                stats.width, stats.height = frame.width, frame.height
+                self.slot.put(frame)
+        return now
+
+    # -- readers ---------------------------------------------------------------------------------
+
+    def snapshot(self, max_age: float | None, wait: float) -> Frame | None:
+        """The newest frame, waiting up to `wait` for a new one if the slot is older than `max_age`."""
+        frame = self.slot.latest()
+        self.slot.want()  # keep the slot rolling while readers keep asking
+        if frame is not None and (max_age is None or frame.age() <= max_age):
+            return frame
+        if self.status != Status.ACTIVE:
+            return frame
+        return self.slot.wait_newer(frame.seq if frame else 0, wait)
+
+    def wait_after(self, seq: int, timeout: float) -> Frame | None:
+        """Long-poll: the first frame with a sequence number above `seq`, or None at the deadline."""
+        frame = self.slot.wait_newer(seq, timeout)
+        return frame if frame is not None and frame.seq > seq else None
+
+    def describe(self) -> dict[str, Any]:
+        """Status as /status and MQTT show it; never the URL's password."""
+        s = self.stats
+        return {"token": self.id, "id": self.id, "name": self.name, "status": self.status.value,
+                "since": self.since, "last_seen": s.last_seen or None, "backend": s.backend or None,
+                "error": self.error or None, "fps": s.fps, "width": s.width or None,
+                "height": s.height or None, "frames": s.frames, "reconnects": max(0, s.reconnects - 1)}

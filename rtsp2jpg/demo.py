@@ -1,0 +1,358 @@
+"""A real RTSP server with synthetic cameras whose frames say when they were drawn.
+
+Tests and benchmarks need a camera they can start, kill and restart on a free port, and a way to
+measure snapshot age end to end: every frame carries its wall-clock capture time as a row of large
+black/white blocks (see ``read_code``) that survives H.264/H.265 and JPEG at quality 50.
+
+Run: ``python3 -m rtsp2jpg.demo [--host H] [--port P] [--stream NAME=WxH@FPS[:h264|h265] ...]``.
+It prints one line ``READY rtsp://H:P`` once listening, then serves ``rtsp://H:P/NAME`` until
+SIGTERM/SIGINT. GStreamer (PyGObject, GstRtspServer) is imported only when serving, so importing this
+module (e.g. for ``decode_stamp``) needs numpy alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import binascii
+import re
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+# --- The time code -------------------------------------------------------------------------------
+# A 16x7 grid of 16 px blocks at (16, 16) in the luma plane: one sync row (a fixed pattern, which
+# also gives the decoder its black and white levels), then 96 data bits, MSB first: 48-bit epoch
+# milliseconds, 32-bit frame counter, CRC-16/CCITT of those 10 bytes. 16 px blocks on a 16 px grid
+# line up with H.264 macroblocks and JPEG's 8x8 blocks, so each block codes as a flat DC value.
+BLOCK = 16
+CODE_COLS = 16
+CODE_ROWS = 7
+CODE_X = CODE_Y = BLOCK
+CODE_WIDTH = CODE_COLS * BLOCK
+CODE_HEIGHT = CODE_ROWS * BLOCK
+SYNC = np.array([1, 0, 1, 1, 0, 0, 0, 1, 1, 1, 0, 1, 0, 0, 1, 0], dtype=bool)
+_Y_BLACK, _Y_WHITE, _Y_GREY = 16, 235, 128  # limited-range luma: decodes to ~0, ~255, ~128 in BGR
+_MIN_CONTRAST = 80.0  # sync-row black/white separation below this is not our code (blank, noise)
+
+
+class Stamp(NamedTuple):
+    """What a frame's code says: when it was drawn (epoch seconds) and its number in the stream."""
+
+    time: float
+    frame: int
+
+
+def code_bits(ms: int, frame: int) -> np.ndarray:
+    """The code grid (CODE_ROWS x CODE_COLS booleans, True = white) for a capture time and frame."""
+    payload = (ms & (1 << 48) - 1).to_bytes(6, "big") + (frame & 0xFFFFFFFF).to_bytes(4, "big")
+    data = payload + binascii.crc_hqx(payload, 0xFFFF).to_bytes(2, "big")
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).astype(bool)
+    return np.concatenate([SYNC, bits]).reshape(CODE_ROWS, CODE_COLS)
+
+
+def read_code(image: np.ndarray) -> Stamp | None:
+    """Read the code from a full-size decoded frame (BGR, or grey); None if no valid code is there.
+
+    Samples the centre 8x8 of each block, takes the black/white levels from the sync row, and
+    rejects the frame unless the sync pattern matches, every block is clearly black or white, and
+    the CRC holds, so blank, noisy or foreign images give None rather than a wrong time.
+    """
+    img = np.asarray(image)
+    if img.ndim not in (2, 3) or img.shape[0] < CODE_Y + CODE_HEIGHT or img.shape[1] < CODE_X + CODE_WIDTH:
+        return None
+    region = img[CODE_Y : CODE_Y + CODE_HEIGHT, CODE_X : CODE_X + CODE_WIDTH].astype(np.float32)
+    if region.ndim == 3:
+        region = region.mean(axis=2)
+    cells = region.reshape(CODE_ROWS, BLOCK, CODE_COLS, BLOCK)
+    q = BLOCK // 4
+    levels = cells[:, q : BLOCK - q, :, q : BLOCK - q].mean(axis=(1, 3))
+    sync = levels[0]
+    white, black = sync[SYNC], sync[~SYNC]
+    if white.min() - black.max() < _MIN_CONTRAST:
+        return None
+    threshold = (white.mean() + black.mean()) / 2
+    margin = (white.mean() - black.mean()) / 4
+    data = levels[1:].ravel()
+    if np.any(np.abs(data - threshold) < margin):
+        return None
+    raw = np.packbits(data > threshold).tobytes()
+    if binascii.crc_hqx(raw[:10], 0xFFFF) != int.from_bytes(raw[10:12], "big"):
+        return None
+    return Stamp(int.from_bytes(raw[:6], "big") / 1000.0, int.from_bytes(raw[6:10], "big"))
+
+
+def decode_stamp(image: np.ndarray) -> float | None:
+    """Epoch seconds at which the demo server drew this frame, or None if it carries no valid code."""
+    stamp = read_code(image)
+    return None if stamp is None else stamp.time
+
+
+# --- Streams and frames --------------------------------------------------------------------------
+_SPEC_RE = re.compile(r"^(?P<name>[\w.-]+)=(?P<w>\d+)x(?P<h>\d+)@(?P<fps>\d+)(?::(?P<codec>h264|h265))?$")
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One mount: ``NAME=WIDTHxHEIGHT@FPS[:h264|h265]``, served at ``rtsp://HOST:PORT/NAME``."""
+
+    name: str
+    width: int
+    height: int
+    fps: int
+    codec: str = "h264"
+
+    @classmethod
+    def parse(cls, text: str) -> StreamSpec:
+        """Parse and validate a ``--stream`` value; ValueError says what is wrong."""
+        m = _SPEC_RE.match(text.strip())
+        if not m:
+            raise ValueError(f"bad stream {text!r}: expected NAME=WIDTHxHEIGHT@FPS[:h264|h265]")
+        spec = cls(m["name"], int(m["w"]), int(m["h"]), int(m["fps"]), m["codec"] or "h264")
+        if spec.width % 2 or spec.height % 2:
+            raise ValueError(f"bad stream {text!r}: width and height must be even (I420)")
+        if spec.width < CODE_X + CODE_WIDTH + BLOCK or spec.height < CODE_Y + CODE_HEIGHT + BLOCK:
+            raise ValueError(f"bad stream {text!r}: at least {CODE_X + CODE_WIDTH + BLOCK}x"
+                             f"{CODE_Y + CODE_HEIGHT + BLOCK} needed for the time code")
+        if not 1 <= spec.fps <= 120:
+            raise ValueError(f"bad stream {text!r}: fps must be 1..120")
+        return spec
+
+    @property
+    def bitrate_kbps(self) -> int:
+        """About what an IP camera spends (~2.3 Mbit/s at 720p25); the encoder undershoots on easy frames."""
+        return max(256, self.width * self.height * self.fps // 10_000)
+
+    def launch(self) -> str:
+        """The media factory's pipeline description.
+
+        x264 runs with one thread: sliced threads with zerolatency made FFmpeg silently mis-decode
+        P-frames (DESIGN §9). The leaky queue before the payloader lets the pipeline drop encoded
+        frames instead of stalling when a TCP client stops reading.
+        """
+        caps = f"video/x-raw,format=I420,width={self.width},height={self.height},framerate={self.fps}/1"
+        gop = self.fps * 2
+        if self.codec == "h265":
+            enc = (f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} "
+                   f"bitrate={self.bitrate_kbps} ! h265parse config-interval=-1")
+            pay = "rtph265pay"
+        else:
+            enc = (f"x264enc tune=zerolatency speed-preset=ultrafast threads=1 key-int-max={gop} "
+                   f"bitrate={self.bitrate_kbps} ! h264parse config-interval=-1")
+            pay = "rtph264pay"
+        return (f"( appsrc name=src is-live=true do-timestamp=true block=false format=time "
+                f"leaky-type=downstream max-buffers=2 caps={caps} ! {enc} "
+                f"! queue leaky=downstream max-size-buffers={self.fps} max-size-bytes=0 max-size-time=0 "
+                f"! {pay} name=pay0 pt=96 config-interval=1 )")
+
+
+def _round_up_4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+class FrameMaker:
+    """Draws I420 frames: a scrolling striped background, a moving bar and the time code.
+
+    Everything that does not move is precomputed, so a frame costs a few numpy slice copies (the
+    server must stay cheap next to the encoder in CPU benchmarks). Strides follow GStreamer's
+    default I420 layout (rows padded to 4 bytes).
+    """
+
+    PERIOD = 256  # background repeats every PERIOD px horizontally, so scrolling is a slice
+    SCROLL = 4  # px per frame (even, so chroma scrolls by whole samples)
+    BAR = 32  # moving bar width, px
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        ys, cs, ch = _round_up_4(width), _round_up_4((width + 1) // 2), (height + 1) // 2
+        self.size = ys * height + 2 * cs * ch
+        self._buf = np.empty(self.size, dtype=np.uint8)
+        self._y = self._buf[: ys * height].reshape(height, ys)[:, :width]
+        self._u = self._buf[ys * height : ys * height + cs * ch].reshape(ch, cs)[:, : width // 2]
+        self._v = self._buf[ys * height + cs * ch :].reshape(ch, cs)[:, : width // 2]
+        self._buf[:] = _Y_GREY  # padding, once
+
+        x = np.arange(width + self.PERIOD, dtype=np.float32)
+        y = np.arange(height, dtype=np.float32)[:, None]
+        self._bg_y = (128 + 90 * np.sin(2 * np.pi * (x / self.PERIOD + y / 160))).astype(np.uint8)
+        cx = np.arange((width + self.PERIOD) // 2, dtype=np.float32)
+        cy = np.arange(ch, dtype=np.float32)[:, None]
+        self._bg_u = np.repeat((128 + 50 * np.sin(2 * np.pi * cx / (self.PERIOD / 2)))[None].astype(np.uint8), ch, 0)
+        self._bg_v = (128 + 50 * np.cos(2 * np.pi * (cx / (self.PERIOD / 2) + cy / 90))).astype(np.uint8)
+        # Quiet zone: one grey block around the code, neutral chroma, so it decodes to clean grey.
+        self._quiet_y = CODE_Y + CODE_HEIGHT + BLOCK, CODE_X + CODE_WIDTH + BLOCK
+
+    def draw(self, ms: int, frame: int) -> np.ndarray:
+        """The frame (a reused buffer, valid until the next call) for capture time ``ms``."""
+        off = (frame * self.SCROLL) % self.PERIOD
+        w = self.width
+        self._y[:] = self._bg_y[:, off : off + w]
+        self._u[:] = self._bg_u[:, off // 2 : off // 2 + w // 2]
+        self._v[:] = self._bg_v[:, off // 2 : off // 2 + w // 2]
+        bx = (frame * 3 * self.SCROLL) % max(1, w - self.BAR)
+        self._y[:, bx : bx + self.BAR] = _Y_WHITE
+        qy, qx = self._quiet_y
+        self._y[:qy, :qx] = _Y_GREY
+        self._u[: qy // 2, : qx // 2] = 128
+        self._v[: qy // 2, : qx // 2] = 128
+        bits = code_bits(ms, frame)
+        self._y[CODE_Y : CODE_Y + CODE_HEIGHT, CODE_X : CODE_X + CODE_WIDTH] = np.where(
+            bits.repeat(BLOCK, 0).repeat(BLOCK, 1), _Y_WHITE, _Y_BLACK
+        )
+        return self._buf
+
+
+# --- Serving --------------------------------------------------------------------------------------
+def _gst() -> Any:
+    """Import GStreamer lazily (the package must import without PyGObject)."""
+    import gi
+
+    gi.require_version("Gst", "1.0")
+    gi.require_version("GstApp", "1.0")
+    gi.require_version("GstRtspServer", "1.0")
+    from gi.repository import GLib, Gst, GstApp, GstRtspServer
+
+    Gst.init(None)
+    return GLib, Gst, GstApp, GstRtspServer
+
+
+class _Pusher(threading.Thread):
+    """Feeds one media's appsrc at the stream's frame rate, stamping each frame as it is drawn.
+
+    Paced on the monotonic clock; if it falls behind by more than a frame it skips ahead rather
+    than bursting, so stamps stay honest about when a frame existed.
+    """
+
+    def __init__(self, spec: StreamSpec, appsrc: Any, gst: Any) -> None:
+        super().__init__(name=f"demo-push:{spec.name}", daemon=True)
+        self.spec, self.appsrc, self.gst = spec, appsrc, gst
+        self.stop_event = threading.Event()
+        self.maker = FrameMaker(spec.width, spec.height)
+
+    def _running_time(self, due: float) -> int:
+        """Running time of the scheduled instant ``due`` (monotonic s), or CLOCK_TIME_NONE.
+
+        Scheduled rather than actual push times keep the frame interval regular like a real
+        camera's (push jitter made FFmpeg warn about non-monotonic DTS). Without a clock (not yet
+        PLAYING) the buffer is left unstamped for do-timestamp to fill in.
+        """
+        clock = self.appsrc.get_clock()
+        if clock is None:
+            return self.gst.CLOCK_TIME_NONE
+        late_ns = time.monotonic_ns() - int(due * 1e9)
+        return max(0, clock.get_time() - self.appsrc.get_base_time() - late_ns)
+
+    def run(self) -> None:
+        period = 1.0 / self.spec.fps
+        due = time.monotonic()
+        frame = 0
+        while not self.stop_event.is_set():
+            delay = due - time.monotonic()
+            if delay > 0 and self.stop_event.wait(delay):
+                break
+            data = self.maker.draw(int(time.time() * 1000), frame)
+            # new_wrapped copies the numpy buffer once; that copy is what GStreamer owns.
+            buf = self.gst.Buffer.new_wrapped(data)
+            buf.pts = self._running_time(due)
+            ret = self.appsrc.push_buffer(buf)
+            if ret not in (self.gst.FlowReturn.OK, self.gst.FlowReturn.FLUSHING):
+                break  # EOS or error: the media is going away
+            frame += 1
+            due += period
+            if time.monotonic() - due > period:
+                due = time.monotonic()
+
+
+class DemoServer:
+    """GstRtspServer with one shared media factory per stream; call ``attach()`` then run a GLib loop.
+
+    Shared factory: all clients of a mount get one encoder, so the server's CPU does not grow with
+    the number of clients (benchmarks count it). Media are created on demand (first DESCRIBE) and
+    torn down when the last client leaves; each gets its own pusher thread.
+    """
+
+    def __init__(self, host: str, port: int, specs: list[StreamSpec]) -> None:
+        self.GLib, self.Gst, self.GstApp, rtsp = _gst()
+        self.host = host
+        self.specs = specs
+        self._pushers: set[_Pusher] = set()
+        self._lock = threading.Lock()
+        self.server = rtsp.RTSPServer()
+        self.server.set_address(host)
+        self.server.set_service(str(port))
+        mounts = self.server.get_mount_points()
+        for spec in specs:
+            factory = rtsp.RTSPMediaFactory()
+            factory.set_launch(spec.launch())
+            factory.set_shared(True)
+            factory.connect("media-configure", self._on_media_configure, spec)
+            mounts.add_factory(f"/{spec.name}", factory)
+        self.port = 0
+
+    def attach(self) -> int:
+        """Bind and listen; returns the bound port (useful with port 0)."""
+        if self.server.attach(None) == 0:
+            raise OSError(f"cannot listen on {self.host}:{self.server.get_service()}")
+        self.port = self.server.get_bound_port()
+        return self.port
+
+    def _on_media_configure(self, _factory: Any, media: Any, spec: StreamSpec) -> None:
+        appsrc = media.get_element().get_by_name("src")
+        pusher = _Pusher(spec, appsrc, self.Gst)
+        with self._lock:
+            self._pushers.add(pusher)
+        media.connect("unprepared", self._on_unprepared, pusher)
+        pusher.start()
+
+    def _on_unprepared(self, _media: Any, pusher: _Pusher) -> None:
+        pusher.stop_event.set()
+        with self._lock:
+            self._pushers.discard(pusher)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop feeding frames; safe to call twice."""
+        with self._lock:
+            pushers, self._pushers = list(self._pushers), set()
+        for p in pushers:
+            p.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for p in pushers:
+            p.join(max(0.0, deadline - time.monotonic()))
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point: serve until SIGTERM/SIGINT, then exit 0."""
+    parser = argparse.ArgumentParser(prog="python3 -m rtsp2jpg.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8554, help="RTSP port; 0 picks a free one (default 8554)")
+    parser.add_argument("--stream", action="append", metavar="NAME=WxH@FPS[:h264|h265]",
+                        help="a mount to serve; repeatable (default demo=640x360@25:h264)")
+    args = parser.parse_args(argv)
+    try:
+        specs = [StreamSpec.parse(s) for s in args.stream or ["demo=640x360@25:h264"]]
+    except ValueError as e:
+        parser.error(str(e))
+    if len({s.name for s in specs}) != len(specs):
+        parser.error("stream names must be unique")
+
+    server = DemoServer(args.host, args.port, specs)
+    port = server.attach()
+    loop = server.GLib.MainLoop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        server.GLib.unix_signal_add(server.GLib.PRIORITY_DEFAULT, sig, loop.quit)
+    print(f"READY rtsp://{_url_host(args.host)}:{port}", flush=True)
+    loop.run()
+    server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

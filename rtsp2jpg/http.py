@@ -1,0 +1,226 @@
+"""HTTP API on Bottle: routes only translate HTTP to and from Service calls.
+
+Compatible with the original rtsp2jpg (paths, fields, codes; errors as `{"detail": ...}`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import threading
+from email.utils import formatdate
+from typing import Any
+
+import bottle
+
+from rtsp2jpg.app import PREFERENCES, ConflictError, Service
+from rtsp2jpg.camera import Camera
+from rtsp2jpg.registry import RegistryError
+from rtsp2jpg.urls import UrlError, redact
+
+log = logging.getLogger(__name__)
+
+MAX_DIMENSION = 8192
+NO_KEY_HINT = ("this endpoint only answers loopback clients while no API key is set; "
+               "set http.api_key (or RTSP2JPG_HTTP_API_KEY) and send 'Authorization: Bearer <key>'")
+
+
+def _fail(status: int, detail: str, **headers: str) -> bottle.HTTPError:
+    return bottle.HTTPError(status, detail, **headers)
+
+
+def _is_loopback(addr: str | None) -> bool:
+    try:
+        return addr is not None and ipaddress.ip_address(addr.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _presented_key(request: bottle.LocalRequest) -> str | None:
+    auth = request.get_header("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.get_header("X-API-Key")
+
+
+def _number(name: str, kind: type, lo: float, hi: float) -> Any:
+    raw = bottle.request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise _fail(400, f"{name} must be a {'whole number' if kind is int else 'number'}") from None
+    if not (lo <= value <= hi):  # also rejects nan
+        raise _fail(400, f"{name} must be between {lo:g} and {hi:g}")
+    return value
+
+
+def camera_json(cam: Camera) -> dict[str, Any]:
+    return {"id": cam.id, "token": cam.id, "name": cam.name, "url": redact(cam.url), "source": cam.source,
+            "status": cam.status.value, "last_seen": cam.stats.last_seen or None,
+            "backend": cam.stats.backend or None, "fps": cam.stats.fps,
+            "size": [cam.stats.width, cam.stats.height] if cam.stats.width else None}
+
+
+def make_app(service: Service) -> bottle.Bottle:
+    app = bottle.Bottle()
+    http = service.config.http
+    long_polls = threading.BoundedSemaphore(http.max_long_polls)
+
+    def json_error(err: bottle.HTTPError) -> str:
+        bottle.response.content_type = "application/json"
+        if err.status_code >= 500 and err.exception is not None:
+            return json.dumps({"detail": "internal error"})
+        return json.dumps({"detail": err.body if isinstance(err.body, str) else "error"})
+
+    app.default_error_handler = json_error  # type: ignore[method-assign]
+
+    def guard(callback: Any) -> Any:
+        """Unexpected exceptions become a JSON 500 and one redacted log line, never a traceback page."""
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return callback(*args, **kwargs)
+            except bottle.HTTPResponse:
+                raise
+            except Exception as e:
+                log.exception("%s %s failed: %s", bottle.request.method, bottle.request.path, redact(repr(e)))
+                raise _fail(500, "internal error") from None
+        return wrapper
+
+    app.install(guard)
+
+    def authorize(mutating: bool) -> None:
+        if http.api_key:
+            presented = _presented_key(bottle.request)
+            if presented is None or not hmac.compare_digest(presented.encode(), http.api_key.encode()):
+                raise _fail(401, "missing or wrong API key", WWW_Authenticate="Bearer")
+        # REMOTE_ADDR, not bottle's remote_addr: that one believes a client's X-Forwarded-For.
+        elif mutating and not _is_loopback(bottle.request.environ.get("REMOTE_ADDR")):
+            raise _fail(403, NO_KEY_HINT)
+
+    def protect_reads() -> None:
+        if http.protect_snapshots:
+            authorize(mutating=False)
+
+    def camera_or_404(camera_id: str) -> Camera:
+        cam = service.camera(camera_id)
+        if cam is None:
+            raise _fail(404, "Camera not found")
+        return cam
+
+    def read_json() -> dict[str, Any]:
+        length = bottle.request.content_length
+        if length > http.max_body_bytes:
+            raise _fail(413, f"request body larger than {http.max_body_bytes} bytes")
+        body = bottle.request.body.read(http.max_body_bytes + 1)
+        if len(body) > http.max_body_bytes:
+            raise _fail(413, f"request body larger than {http.max_body_bytes} bytes")
+        try:
+            data = json.loads(body or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise _fail(400, "body must be JSON") from None
+        if not isinstance(data, dict):
+            raise _fail(400, 'body must be a JSON object like {"rtsp_url": "rtsp://..."}')
+        return data
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return service.health()
+
+    @app.post("/register")
+    def register() -> dict[str, Any]:
+        authorize(mutating=True)
+        data = read_json()
+        url, name, prefer = data.get("rtsp_url"), data.get("name", ""), data.get("prefer") or "default"
+        if not isinstance(url, str):
+            raise _fail(400, "rtsp_url is required and must be a string")
+        if not isinstance(name, str) or len(name) > 200 or any(ord(c) < 32 for c in name):
+            raise _fail(400, "name must be a string of at most 200 printable characters")
+        if prefer not in PREFERENCES:
+            raise _fail(400, f"prefer must be one of {', '.join(PREFERENCES)}")
+        try:
+            cam, _created = service.register(url, name, prefer)
+        except UrlError as e:
+            raise _fail(400, f"rtsp_url {e}") from None
+        except RegistryError as e:
+            log.error("register failed: %s", e)
+            raise _fail(503, "camera registry is not writable; see the service log", Retry_After="30") from None
+        return {"token": cam.id, "id": cam.id, "backend": cam.stats.backend or cam.prefer,
+                "status": cam.status.value}
+
+    def unregister(camera_id: str) -> dict[str, Any]:
+        authorize(mutating=True)
+        try:
+            removed = service.unregister(camera_id)
+        except ConflictError as e:
+            raise _fail(409, str(e)) from None
+        except RegistryError as e:
+            log.error("unregister failed: %s", e)
+            raise _fail(503, "camera registry is not writable; see the service log", Retry_After="30") from None
+        return {"ok": True} if removed else {"ok": True, "message": "already removed"}
+
+    app.post("/unregister/<camera_id>", callback=unregister)
+    app.delete("/cameras/<camera_id>", callback=unregister)
+
+    @app.get("/cameras")
+    def cameras() -> str:
+        if http.api_key:
+            authorize(mutating=False)
+        bottle.response.content_type = "application/json"
+        return json.dumps([camera_json(c) for c in service.cameras()])
+
+    @app.get("/status/<camera_id>")
+    def status(camera_id: str) -> dict[str, Any]:
+        protect_reads()
+        return camera_or_404(camera_id).describe()
+
+    def snapshot(camera_id: str) -> bytes:
+        protect_reads()
+        cam = camera_or_404(camera_id)
+        quality = _number("q", int, 1, 100) or cam.cfg.jpeg_quality
+        width = _number("width", int, 1, MAX_DIMENSION) or 0
+        height = _number("height", int, 1, MAX_DIMENSION) or 0
+        max_age = _number("max_age", float, 0, 86400)
+        after = _number("after", int, 0, 2**62)
+        if after is not None:
+            if not long_polls.acquire(blocking=False):
+                raise _fail(503, "too many long-polls in progress", Retry_After="1")
+            try:
+                frame = cam.wait_after(after, http.long_poll_timeout_sec)
+            finally:
+                long_polls.release()
+            if frame is None:
+                bottle.response.status = 304
+                return b""
+        else:
+            fps = cam.stats.fps or 10.0
+            # Wait up to a few frame intervals (plus what the throttle still withholds) for a newer frame.
+            wait = min(http.long_poll_timeout_sec, max(0.25, 3.0 / fps) + cam.cfg.read_throttle_sec)
+            freshness = max_age if max_age is not None else max(cam.cfg.read_throttle_sec, 2.0 / fps, 0.1)
+            frame = cam.snapshot(freshness, wait)
+            if frame is None:
+                raise _fail(503, "No frame available yet", Retry_After="1")
+            if max_age is not None and frame.age() > max_age:
+                raise _fail(503, f"no frame newer than {max_age:g}s (camera is {cam.status.value})",
+                            Retry_After="1")
+        etag = f'"{frame.seq}"'
+        headers = bottle.response
+        headers.set_header("ETag", etag)
+        headers.set_header("Last-Modified", formatdate(frame.captured_at, usegmt=True))
+        headers.set_header("X-Frame-Timestamp", f"{frame.captured_at:.3f}")
+        headers.set_header("X-Frame-Seq", str(frame.seq))
+        headers.set_header("Cache-Control", "no-store")
+        if bottle.request.get_header("If-None-Match") == etag:
+            bottle.response.status = 304
+            return b""
+        headers.content_type = "image/jpeg"
+        return frame.jpeg(service.backend.encode_jpeg, quality, width, height)
+
+    app.get("/snapshot/<camera_id>.jpg", callback=snapshot)
+    app.get("/snapshot/<camera_id>", callback=snapshot)
+
+    return app
+

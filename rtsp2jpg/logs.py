@@ -1,0 +1,31 @@
+"""Logging set-up: the DESIGN's line format, journald-aware, with camera passwords redacted."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from rtsp2jpg.urls import redact
+
+FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+JOURNAL_FORMAT = "[%(levelname)s] %(name)s: %(message)s"  # journald stamps lines itself
+
+
+class RedactingFormatter(logging.Formatter):
+    """Redacts the whole formatted record, tracebacks included: a URL can hide in any exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def setup(level: str = "INFO", stream: object = None) -> None:
+    """Configure the root logger once; only the CLI calls this (importing rtsp2jpg configures nothing)."""
+    journald = bool(os.environ.get("JOURNAL_STREAM")) and stream is None
+    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler.setFormatter(RedactingFormatter(JOURNAL_FORMAT if journald else FORMAT, "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(os.environ.get("RTSP2JPG_LOG_LEVEL", level).upper())

@@ -1,0 +1,159 @@
+"""Registry: the cameras registered over HTTP, in SQLite, so a restart or a crash brings them back.
+
+It stores what the operator asked for (URL, name, preference), never runtime status: status lives
+on the Camera and is published, so nothing here goes stale after a crash. Cameras declared in the
+YAML file are not stored: the file is their registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_MIGRATIONS = {
+    1: """
+        CREATE TABLE cameras (
+            id TEXT PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL DEFAULT '',
+            prefer TEXT NOT NULL DEFAULT 'default',
+            created_at REAL NOT NULL
+        );
+    """,
+}
+
+
+class RegistryError(RuntimeError):
+    """The registry file cannot be read or written (read-only, disk full, locked, corrupt)."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    id: str
+    url: str
+    name: str
+    prefer: str
+    created_at: float
+
+
+class Registry:
+    """One SQLite file, one connection guarded by a lock: writes are rare and tiny."""
+
+    def __init__(self, path: str | os.PathLike[str], busy_timeout_sec: float = 5.0) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Create the file ourselves so it is 0600 from its first byte: camera URLs carry passwords.
+            # SQLite gives the -wal and -shm files the same mode as the database file.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            os.chmod(self.path, 0o600)
+            self._db = sqlite3.connect(self.path, timeout=busy_timeout_sec, check_same_thread=False,
+                                       isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except (OSError, sqlite3.Error) as e:
+            raise RegistryError(f"cannot open camera registry {self.path}: {e}") from None
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RegistryError(f"registry schema {version} is newer than this rtsp2jpg ({SCHEMA_VERSION})")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._transaction():
+                for statement in filter(str.strip, _MIGRATIONS[target].split(";")):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {target}")
+            log.info("registry %s: schema migrated to version %d", self.path, target)
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def all(self) -> list[Registration]:
+        with self._lock:
+            try:
+                rows = self._db.execute("SELECT id, url, name, prefer, created_at FROM cameras "
+                                        "ORDER BY created_at, id").fetchall()
+            except sqlite3.Error as e:
+                raise RegistryError(f"cannot read camera registry: {e}") from None
+        return [Registration(*row) for row in rows]
+
+    def find_url(self, url: str) -> Registration | None:
+        with self._lock:
+            try:
+                row = self._db.execute("SELECT id, url, name, prefer, created_at FROM cameras "
+                                       "WHERE url = ?", (url,)).fetchone()
+            except sqlite3.Error as e:
+                raise RegistryError(f"cannot read camera registry: {e}") from None
+        return Registration(*row) if row else None
+
+    def add(self, url: str, name: str = "", prefer: str = "default") -> tuple[Registration, bool]:
+        """Register `url` (one INSERT, so a crash leaves all of it or none); (registration, created)."""
+        with self._lock:
+            try:
+                with self._transaction():
+                    row = self._db.execute("SELECT id, url, name, prefer, created_at FROM cameras "
+                                           "WHERE url = ?", (url,)).fetchone()
+                    if row:
+                        return Registration(*row), False
+                    while True:
+                        new_id = secrets.token_hex(4)
+                        if not self._db.execute("SELECT 1 FROM cameras WHERE id = ?", (new_id,)).fetchone():
+                            break
+                    reg = Registration(new_id, url, name, prefer, time.time())
+                    self._db.execute("INSERT INTO cameras (id, url, name, prefer, created_at) "
+                                     "VALUES (?, ?, ?, ?, ?)", (reg.id, reg.url, reg.name, reg.prefer,
+                                                                reg.created_at))
+                    return reg, True
+            except sqlite3.Error as e:
+                raise RegistryError(f"cannot write camera registry: {e}") from None
+
+    def remove(self, camera_id: str) -> bool:
+        with self._lock:
+            try:
+                with self._transaction():
+                    cur = self._db.execute("DELETE FROM cameras WHERE id = ?", (camera_id,))
+                    return cur.rowcount > 0
+            except sqlite3.Error as e:
+                raise RegistryError(f"cannot write camera registry: {e}") from None
+
+    def close(self) -> None:
+        """Idempotent."""
+        with self._lock:
+            try:
+                self._db.close()
+            except sqlite3.Error:  # pragma: no cover - closing a closed connection is a no-op
+                pass
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT/ROLLBACK: the write lock is taken up front, so no upgrade deadlocks."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
