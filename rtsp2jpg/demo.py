@@ -214,10 +214,11 @@ def _gst() -> Any:
     gi.require_version("Gst", "1.0")
     gi.require_version("GstApp", "1.0")
     gi.require_version("GstRtspServer", "1.0")
-    from gi.repository import GLib, Gst, GstApp, GstRtspServer
+    gi.require_version("GstVideo", "1.0")
+    from gi.repository import GLib, Gst, GstApp, GstRtspServer, GstVideo
 
     Gst.init(None)
-    return GLib, Gst, GstApp, GstRtspServer
+    return GLib, Gst, GstApp, GstRtspServer, GstVideo
 
 
 class _Pusher(threading.Thread):
@@ -276,7 +277,7 @@ class DemoServer:
     """
 
     def __init__(self, host: str, port: int, specs: list[StreamSpec]) -> None:
-        self.GLib, self.Gst, self.GstApp, rtsp = _gst()
+        self.GLib, self.Gst, _, rtsp, self.GstVideo = _gst()
         self.host = host
         self.specs = specs
         self._pushers: set[_Pusher] = set()
@@ -284,6 +285,7 @@ class DemoServer:
         self.server = rtsp.RTSPServer()
         self.server.set_address(host)
         self.server.set_service(str(port))
+        self.server.connect("client-connected", self._on_client_connected)
         mounts = self.server.get_mount_points()
         for spec in specs:
             factory = rtsp.RTSPMediaFactory()
@@ -307,6 +309,17 @@ class DemoServer:
             self._pushers.add(pusher)
         media.connect("unprepared", self._on_unprepared, pusher)
         pusher.start()
+
+    def _on_client_connected(self, _server: Any, client: Any) -> None:
+        client.connect("play-request", self._on_play_request)
+
+    def _on_play_request(self, _client: Any, ctx: Any) -> None:
+        """Ask the encoder for a keyframe, so a client joining a shared media decodes at once
+        instead of waiting up to a GOP (2 s) for the next one, as many IP cameras do."""
+        pay = ctx.media.get_element().get_by_name("pay0") if ctx.media else None
+        if pay is not None:
+            pay.send_event(self.GstVideo.video_event_new_upstream_force_key_unit(
+                self.Gst.CLOCK_TIME_NONE, True, 0))
 
     def _on_unprepared(self, _media: Any, pusher: _Pusher) -> None:
         pusher.stop_event.set()

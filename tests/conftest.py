@@ -1,0 +1,53 @@
+"""Shared fixtures: a real RTSP server, the real service as a process, helpers to wait on conditions."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rtsp_server import RtspServer, wait_until  # noqa: E402
+from service_process import ServiceProcess  # noqa: E402
+
+__all__ = ["wait_until"]
+
+
+@pytest.fixture(scope="session")
+def rtsp() -> Iterator[RtspServer]:
+    """One RTSP server for the session: `cam` (640x360@25 H.264) and `hevc` (H.265)."""
+    server = RtspServer(streams={"cam": "640x360@25:h264", "hevc": "640x360@25:h265"})
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_rtsp() -> Iterator[RtspServer]:
+    """An RTSP server of the test's own, to kill and restart."""
+    server = RtspServer(streams={"cam": "640x360@25:h264"})
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def service_factory(tmp_path: Path) -> Iterator:
+    """`service_factory(config_dict)` -> a started ServiceProcess; all are stopped at teardown."""
+    started: list[ServiceProcess] = []
+
+    def make(config: dict | None = None, env: dict | None = None, name: str = "svc",
+             start: bool = True) -> ServiceProcess:
+        svc = ServiceProcess(tmp_path / name, config, env)
+        started.append(svc)
+        return svc.start() if start else svc
+
+    yield make
+    for svc in started:
+        try:
+            svc.stop()
+        finally:
+            svc.kill()
