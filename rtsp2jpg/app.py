@@ -37,17 +37,19 @@ class Backend:
     candidates: Callable[..., list[Any]]
     open_source: Callable[[Any], Any]
     encode_jpeg: Callable[..., bytes]
+    probe: Callable[[str, float], Any] | None = None  # RTSP DESCRIBE: codec and auth errors
 
 
 def default_backend(cfg: Config) -> Backend:
     """Import OpenCV here, once: importing rtsp2jpg must not need cv2."""
-    from rtsp2jpg import pipeline
+    from rtsp2jpg import pipeline, rtsp
 
     pipeline.configure_ffmpeg(cfg.capture.transport)
     caps = pipeline.capabilities()
-    log.info("OpenCV %s from %s; backends %s", caps.cv2_version, caps.cv2_file,
-             ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in caps.backends.items()))
-    return Backend(caps, pipeline.candidates, pipeline.open_source, pipeline.encode_jpeg)
+    log.info("OpenCV %s from %s; backends %s; board %s (%s); decoders: %s", caps.cv2_version, caps.cv2_file,
+             ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in caps.backends.items()), caps.board,
+             caps.board_model or "unknown model", ", ".join(k for k, v in caps.decoders.items() if v) or "none")
+    return Backend(caps, pipeline.candidates, pipeline.open_source, pipeline.encode_jpeg, rtsp.probe)
 
 
 class Service:
@@ -107,7 +109,7 @@ class Service:
                       source: str = "api", prefer: str = "default") -> Camera:
         sources = self.backend.candidates(url, capture, self.backend.capabilities, prefer)
         cam = Camera(camera_id, name, url, capture, sources, open_source=self.backend.open_source,
-                     on_status=self._notify, source=source, prefer=prefer)
+                     on_status=self._notify, source=source, prefer=prefer, probe=self.backend.probe)
         with self._lock:
             self._cameras[camera_id] = cam
         cam.start()
@@ -165,6 +167,7 @@ class Service:
                 "backends_built": dict(getattr(caps, "backends", {})),
                 "decoders": dict(getattr(caps, "decoders", {})),
                 "board": getattr(caps, "board", "generic"),
+                "board_model": getattr(caps, "board_model", ""),
                 "cameras": self.counts(), "mqtt": "disabled"}
 
 

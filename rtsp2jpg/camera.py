@@ -68,7 +68,7 @@ class Camera:
     def __init__(self, camera_id: str, name: str, url: str, cfg: CaptureConfig, sources: Sequence[Any], *,
                  open_source: Callable[[Any], Capture], on_status: Callable[[StatusChange], None],
                  source: str = "api", prefer: str = "default", clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, probe: Callable[[str, float], Any] | None = None) -> None:
         self.id = camera_id
         self.name = name or camera_id
         self.url = url
@@ -81,7 +81,9 @@ class Camera:
         self.since = wall()
         self.error = ""
         self._sources = list(sources)
+        self._winner: Any = None  # the source that last delivered frames: tried first on reconnect
         self._open_source = open_source
+        self._probe = probe
         self._on_status = on_status
         self._clock, self._wall = clock, wall
         self._stop = threading.Event()
@@ -163,10 +165,30 @@ class Camera:
         base = self.cfg.reconnect_delay_sec * 2 ** min(self._failures - 1, 16)
         return min(self.cfg.reconnect_max_delay_sec, base) * random.uniform(0.8, 1.2)
 
+    def _plan(self) -> list[Any] | None:
+        """Sources in trial order: the last winner first, narrowed to the stream's codec when a probe
+        (RTSP DESCRIBE) knows it. None, with the status set, when the probe failed definitely."""
+        sources = list(self._sources)
+        if self._winner in sources:
+            sources.remove(self._winner)
+            sources.insert(0, self._winner)
+        if self._probe is None:
+            return sources
+        info = self._probe(self.url, self.cfg.open_timeout_sec)
+        if info.error:
+            self._set_status(Status.ERROR, info.error)
+            return None
+        if info.codec:
+            sources = [s for s in sources if getattr(s, "codec", "") in ("", info.codec)]
+        return sources
+
     def _open(self) -> Capture | None:
         """Try each source in order; the first that opens and yields a frame wins."""
         reasons = []
-        for spec in self._sources:
+        sources = self._plan()
+        if sources is None:
+            return None
+        for spec in sources:
             if self._stop.is_set():
                 return None
             try:
@@ -175,6 +197,9 @@ class Camera:
                 reasons.append(redact(str(e)))
                 continue
             if capture.grab():
+                if spec is not self._winner:
+                    log.info("%s: using %s", self.id, getattr(spec, "label", spec))
+                self._winner = spec
                 return capture
             capture.release()
             reasons.append(f"{getattr(spec, 'label', spec)}: opened but no frame within the timeout")

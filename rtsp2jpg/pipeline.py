@@ -1,9 +1,9 @@
 """Capture sources: the only module that imports cv2.
 
-`candidates()` is a pure function over a data table: it returns, in preference order, the sources
-a camera should try. `open_source()` turns one into a `Capture` with open/read timeouts set, so no
-call blocks for ever. The GStreamer rows of the table are filled in by the hardware-decoding work;
-the seam is `SOURCE_BUILDERS`.
+`candidates()` is a pure function over data tables: it returns, in preference order, the sources
+a camera should try (GStreamer chains from decoders.py, then OpenCV's FFmpeg backend). `open_source()`
+turns one into a `Capture` with timeouts set, so no call blocks for ever. GStreamer sources hand raw
+YUV to the appsink; `Capture.retrieve()` converts to BGR only the frames someone wants (DESIGN 3).
 """
 
 from __future__ import annotations
@@ -17,10 +17,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from rtsp2jpg import board, decoders
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.urls import redact
 
 log = logging.getLogger(__name__)
+
+# YUV layouts an appsink may hand over, and the conversion applied to a retrieved frame.
+_TO_BGR = {"I420": cv2.COLOR_YUV2BGR_I420, "NV12": cv2.COLOR_YUV2BGR_NV12}
 
 # FFmpeg demuxer options are process-wide in OpenCV (an environment variable read at open time).
 # nobuffer: without it the first frames after open() are ~1.2 s old (FFmpeg probes ~1 s of stream).
@@ -39,6 +43,8 @@ class SourceSpec:
     backend: str  # "ffmpeg" or "gstreamer"
     target: str  # the URL (ffmpeg) or the pipeline description (gstreamer)
     params: tuple[int, ...] = ()
+    pixel_format: str = "BGR"  # what the capture returns: BGR, or I420/NV12 converted on retrieve
+    codec: str = ""  # h264/h265 when the source only works for that codec; "" = any
 
     def __repr__(self) -> str:  # keep passwords out of reprs that end up in tracebacks
         return f"SourceSpec({self.label!r})"
@@ -53,6 +59,8 @@ class Capabilities:
     backends: dict[str, bool]
     decoders: dict[str, bool] = field(default_factory=dict)
     board: str = "generic"
+    board_model: str = ""
+    elements: frozenset[str] = frozenset()  # every pipeline element found (decoders.ELEMENTS)
 
 
 def parse_build_info(text: str) -> dict[str, bool]:
@@ -68,9 +76,15 @@ def parse_build_info(text: str) -> dict[str, bool]:
     return found
 
 
-def capabilities() -> Capabilities:
-    return Capabilities(cv2_version=cv2.__version__, cv2_file=getattr(cv2, "__file__", "?"),
-                        backends=parse_build_info(cv2.getBuildInformation()))
+def capabilities(finder: Callable[[str], bool] | None = None, model_path: str = board.DEVICE_TREE_MODEL,
+                 tegra_path: str = board.TEGRA_RELEASE) -> Capabilities:
+    """Backends of this cv2, the GStreamer elements present (only if cv2 can use them), the board."""
+    backends = parse_build_info(cv2.getBuildInformation())
+    elements = board.available_elements(decoders.ELEMENTS, finder) if backends["gstreamer"] else frozenset()
+    found = board.detect_board(model_path, tegra_path)
+    return Capabilities(cv2_version=cv2.__version__, cv2_file=getattr(cv2, "__file__", "?"), backends=backends,
+                        decoders={name: name in elements for name in decoders.DECODER_ELEMENTS},
+                        board=found.kind, board_model=found.model, elements=elements)
 
 
 def _ffmpeg_source(url: str, cfg: CaptureConfig, caps: Capabilities) -> list[SourceSpec]:
@@ -84,15 +98,29 @@ def _ffmpeg_source(url: str, cfg: CaptureConfig, caps: Capabilities) -> list[Sou
     return [SourceSpec("ffmpeg", "ffmpeg", url, tuple(params))]
 
 
+def _gstreamer_sources(url: str, cfg: CaptureConfig, caps: Capabilities) -> list[SourceSpec]:
+    if not caps.backends.get("gstreamer"):
+        return []
+    return [SourceSpec(p.label, "gstreamer", p.description, pixel_format=p.format, codec=p.codec)
+            for p in decoders.gst_pipelines(url, cfg, caps.elements, caps.board)]
+
+
 # backend name -> builder(url, capture config, capabilities) -> sources; `candidates` orders them.
 SOURCE_BUILDERS: dict[str, Callable[[str, CaptureConfig, Capabilities], list[SourceSpec]]] = {
     "ffmpeg": _ffmpeg_source,
+    "gstreamer": _gstreamer_sources,
 }
 ORDER = {"default": ("gstreamer", "ffmpeg"), "gstreamer": ("gstreamer", "ffmpeg"), "ffmpeg": ("ffmpeg", "gstreamer")}
 
 
 def candidates(url: str, cfg: CaptureConfig, caps: Capabilities, prefer: str = "default") -> list[SourceSpec]:
-    """The sources to try for `url`, best first; `decoder: ffmpeg` pins the FFmpeg backend."""
+    """The sources to try for `url`, best first.
+
+    `decoder: ffmpeg` pins the FFmpeg backend; any other decoder setting narrows the GStreamer
+    candidates (gstreamer: all, software: avdec_*, <element>: that one) and keeps FFmpeg as the
+    last resort, so a pinned element that is missing or fails still leaves the camera working
+    (the status then says `ffmpeg`). `prefer` (from /register) puts one backend first.
+    """
     if cfg.decoder == "ffmpeg":
         order: Sequence[str] = ("ffmpeg",)
     else:
@@ -116,13 +144,22 @@ class Capture:
     def __init__(self, spec: SourceSpec, cap: Any) -> None:
         self.spec = spec
         self._cap = cap
+        self._to_bgr = _TO_BGR.get(spec.pixel_format)
 
     def grab(self) -> bool:
         return bool(self._cap.grab())
 
     def retrieve(self) -> np.ndarray | None:
+        """The grabbed frame as BGR; raw YUV (height * 3/2 rows of one channel) is converted here,
+        so only frames someone asked for pay for the conversion."""
         ok, image = self._cap.retrieve()
-        return image if ok and image is not None and image.size else None
+        if not ok or image is None or not image.size:
+            return None
+        if self._to_bgr is not None:
+            if image.ndim != 2 or image.shape[0] % 3:
+                return None
+            image = cv2.cvtColor(image, self._to_bgr)
+        return image
 
     def release(self) -> None:
         self._cap.release()
