@@ -1,0 +1,69 @@
+"""One capture loop as the service runs it, for bench/cpu_decoders.py: grab every frame, retrieve
+(convert to BGR) one per `--every` seconds, and report snapshot ages from the demo's time code.
+
+Usage: python bench/decoder_reader.py MODE URL SECONDS [--every 1.0]
+MODE: ffmpeg | gst-bgr (videoconvert to BGR in the pipeline, the old way) | gst-yuv (I420 to the
+appsink, converted on retrieve) | gst-key (gst-yuv, keyframes only) | gst-yuv-threads (libav's
+default threading). Prints one JSON line: frames, retrieved, ages (seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+
+from rtsp2jpg import pipeline
+from rtsp2jpg.config import CaptureConfig
+from rtsp2jpg.demo import decode_stamp
+
+
+def spec_for(mode: str, url: str, caps: pipeline.Capabilities) -> pipeline.SourceSpec:
+    if mode == "ffmpeg":
+        pipeline.configure_ffmpeg("tcp")
+        return pipeline.candidates(url, CaptureConfig(decoder="ffmpeg"), caps)[0]
+    cfg = CaptureConfig(decoder="software", codec="h264", keyframes_only=mode == "gst-key")
+    spec = pipeline.candidates(url, cfg, caps)[0]
+    if mode == "gst-bgr":
+        target = spec.target.replace("video/x-raw,format=I420", "videoconvert ! video/x-raw,format=BGR")
+        return dataclasses.replace(spec, target=target, pixel_format="BGR")
+    if mode == "gst-yuv-threads":
+        return dataclasses.replace(spec, target=spec.target.replace(" max-threads=1", ""))
+    return spec
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode")
+    ap.add_argument("url")
+    ap.add_argument("seconds", type=float)
+    ap.add_argument("--every", type=float, default=1.0)
+    args = ap.parse_args()
+    caps = pipeline.capabilities()
+    cap = pipeline.open_source(spec_for(args.mode, args.url, caps))
+    frames = retrieved = 0
+    ages: list[float] = []
+    end = time.monotonic() + args.seconds
+    next_retrieve = 0.0
+    while time.monotonic() < end:
+        if not cap.grab():
+            print("grab failed", file=sys.stderr)
+            break
+        frames += 1
+        now = time.monotonic()
+        if now >= next_retrieve:
+            image = cap.retrieve()
+            retrieved += 1
+            next_retrieve = now + args.every
+            stamp = decode_stamp(image) if image is not None else None
+            if stamp is not None:
+                ages.append(round(time.time() - stamp, 4))
+    cap.release()
+    print(json.dumps({"frames": frames, "retrieved": retrieved, "ages": ages}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""pipeline.candidates(): order and fallbacks over capabilities (pure: nothing is opened here)."""
+
+from __future__ import annotations
+
+from rtsp2jpg.config import CaptureConfig
+from rtsp2jpg.decoders import ELEMENTS
+from rtsp2jpg.pipeline import Capabilities, candidates, parse_build_info
+
+URL = "rtsp://127.0.0.1:8554/cam"
+SOFT = frozenset({"rtspsrc", "appsink", "identity", "rtph264depay", "h264parse", "rtph265depay", "h265parse",
+                  "avdec_h264", "avdec_h265"})
+
+
+def caps(gstreamer: bool = True, ffmpeg: bool = True, elements: frozenset[str] = SOFT, board: str = "generic"):
+    return Capabilities("4.6.0", "cv2.so", {"ffmpeg": ffmpeg, "gstreamer": gstreamer},
+                        elements=elements if gstreamer else frozenset(), board=board)
+
+
+def labels(cfg: CaptureConfig, c: Capabilities, prefer: str = "default") -> list[str]:
+    return [s.label for s in candidates(URL, cfg, c, prefer)]
+
+
+def test_build_info_no_means_no() -> None:
+    text = """
+  Video I/O:
+    DC1394:                      NO
+    FFMPEG:                      YES
+      avcodec:                   YES (59.37.100)
+    GStreamer:                   NO
+    v4l/v4l2:                    YES (linux/videodev2.h)
+"""
+    assert parse_build_info(text) == {"ffmpeg": True, "gstreamer": False}
+    assert parse_build_info("    GStreamer:                   YES (1.22.0)\n    FFMPEG: NO") == {
+        "ffmpeg": False, "gstreamer": True}
+
+
+def test_auto_tries_gstreamer_then_ffmpeg() -> None:
+    assert labels(CaptureConfig(), caps()) == ["gstreamer/avdec_h264", "gstreamer/avdec_h265", "ffmpeg"]
+    assert labels(CaptureConfig(codec="h265"), caps()) == ["gstreamer/avdec_h265", "ffmpeg"]
+
+
+def test_pip_opencv_without_gstreamer_is_ffmpeg_only() -> None:
+    assert labels(CaptureConfig(), caps(gstreamer=False)) == ["ffmpeg"]
+
+
+def test_pinned_element_missing_falls_back_to_ffmpeg() -> None:
+    assert labels(CaptureConfig(decoder="nvv4l2decoder"), caps()) == ["ffmpeg"]
+
+
+def test_jetson_pinned_hardware_then_ffmpeg() -> None:
+    c = caps(elements=SOFT | {"nvv4l2decoder", "nvvidconv"}, board="jetson")
+    assert labels(CaptureConfig(decoder="nvv4l2decoder", codec="h264"), c) == ["gstreamer/nvv4l2decoder", "ffmpeg"]
+    assert labels(CaptureConfig(codec="h264"), c) == ["gstreamer/nvv4l2decoder", "gstreamer/avdec_h264", "ffmpeg"]
+
+
+def test_prefer_and_decoder_ffmpeg() -> None:
+    assert labels(CaptureConfig(codec="h264"), caps(), "ffmpeg") == ["ffmpeg", "gstreamer/avdec_h264"]
+    assert labels(CaptureConfig(codec="h264"), caps(), "gstreamer") == ["gstreamer/avdec_h264", "ffmpeg"]
+    assert labels(CaptureConfig(decoder="ffmpeg"), caps(), "gstreamer") == ["ffmpeg"]
+
+
+def test_gstreamer_sources_carry_codec_and_raw_format() -> None:
+    specs = candidates(URL, CaptureConfig(), caps())
+    assert [(s.codec, s.pixel_format) for s in specs] == [("h264", "I420"), ("h265", "I420"), ("", "BGR")]
+    assert "s3cret" not in repr(candidates("rtsp://u:s3cret@h/x", CaptureConfig(), caps())[0])
+
+
+def test_every_table_element_is_probed() -> None:
+    assert {"nvv4l2decoder", "nvvidconv", "v4l2convert", "vaapih264dec", "avdec_h265", "identity"} <= set(ELEMENTS)
