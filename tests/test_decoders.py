@@ -67,7 +67,8 @@ def steps(description: str) -> list[str]:
 def test_jetson_uses_nvv4l2decoder_with_nvvidconv() -> None:
     first = build("jetson", codec="h264")[0]
     assert first.label == "gstreamer/nvv4l2decoder"
-    assert first.description == f"{SRC} ! rtph264depay ! h264parse ! nvv4l2decoder ! nvvidconv ! {SINK.format(fmt='I420')}"
+    assert first.description == (f"{SRC} ! rtph264depay ! h264parse ! nvv4l2decoder ! nvvidconv ! "
+                                 f"{SINK.format(fmt='I420')}")
     assert [p.label for p in build("jetson", codec="h264")] == ["gstreamer/nvv4l2decoder", "gstreamer/avdec_h264"]
     assert build("jetson", codec="h265")[0].description.endswith(
         "rtph265depay ! h265parse ! nvv4l2decoder ! nvvidconv ! " + SINK.format(fmt="I420"))
@@ -75,7 +76,8 @@ def test_jetson_uses_nvv4l2decoder_with_nvvidconv() -> None:
 
 def test_pi4_uses_v4l2h264dec_with_v4l2convert_and_software_for_h265() -> None:
     first = build("pi4", codec="h264")[0]
-    assert first.description == f"{SRC} ! rtph264depay ! h264parse ! v4l2h264dec ! v4l2convert ! {SINK.format(fmt='I420')}"
+    assert first.description == (f"{SRC} ! rtph264depay ! h264parse ! v4l2h264dec ! v4l2convert ! "
+                                 f"{SINK.format(fmt='I420')}")
     assert [p.label for p in build("pi4", codec="h265")] == ["gstreamer/avdec_h265"]
 
 
