@@ -1,9 +1,11 @@
 """CPU per camera by capture source, as a ratio to `ffmpeg -f null` decoding the same stream in the
 same run (DESIGN 8), plus snapshot age at one retrieve per second.
 
-Each round runs every reader alone, one after the other, against the demo server (its CPU is not
-counted); CPU is utime+stime from /proc/<pid>/stat over the measuring window, after a warm-up.
-The machine is noisy: several rounds, medians reported.
+Each reader runs side by side with its own `ffmpeg -f null` on the same stream (started a second
+apart: the demo server dislikes simultaneous connects), so both see the same machine load and CPU
+clock; the ratio of the pair is the figure. CPU is utime+stime from /proc/<pid>/stat over the
+measuring window, after a warm-up; the demo server's CPU is not counted. The machine is noisy:
+several rounds, medians of the per-pair ratios reported.
 
     .venv/bin/python bench/cpu_decoders.py --size 1280x720 --rounds 3 --seconds 20
 """
@@ -21,14 +23,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
+FLOOR = "ffmpeg -f null (floor)"
+# name -> (reader mode, retrieve interval in seconds); 0 = retrieve every frame
 READERS = {
-    "ffmpeg -f null (floor)": None,
-    "gst-launch avdec_h264 fakesink": None,
-    "opencv ffmpeg grab+1 retrieve/s": "ffmpeg",
-    "opencv gst BGR in pipeline": "gst-bgr",
-    "opencv gst I420, BGR on retrieve": "gst-yuv",
-    "opencv gst I420, libav threads": "gst-yuv-threads",
-    "opencv gst keyframes only": "gst-key",
+    "gst-launch avdec_h264 ! fakesink": ("gst-launch", 0),
+    "OpenCV FFmpeg, grab all, 1 retrieve/s": ("ffmpeg", 1.0),
+    "OpenCV GStreamer, BGR in pipeline (videoconvert), 1 retrieve/s": ("gst-bgr", 1.0),
+    "OpenCV GStreamer, I420 to appsink, BGR on retrieve, 1 retrieve/s": ("gst-yuv", 1.0),
+    "OpenCV GStreamer, I420, retrieve every frame": ("gst-yuv", 0.0),
+    "OpenCV GStreamer, I420, libav default threads, 1 retrieve/s": ("gst-yuv-threads", 1.0),
+    "OpenCV GStreamer, keyframes only, 1 retrieve/s": ("gst-key", 1.0),
 }
 
 
@@ -38,37 +42,45 @@ def cpu_seconds(pid: int) -> float:
 
 
 def command(name: str, url: str, total: float) -> list[str]:
-    mode = READERS[name]
-    if name.startswith("ffmpeg"):
+    if name == FLOOR:
         return ["ffmpeg", "-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", url,
                 "-t", str(total), "-f", "null", "-"]
-    if name.startswith("gst-launch"):
+    mode, every = READERS[name]
+    if mode == "gst-launch":
         return ["gst-launch-1.0", "-q", "rtspsrc", f"location={url}", "latency=0", "protocols=tcp", "!",
                 "rtph264depay", "!", "h264parse", "!", "avdec_h264", "max-threads=1", "!", "fakesink", "sync=false"]
-    return [sys.executable, str(ROOT / "bench" / "decoder_reader.py"), mode, url, str(total)]
+    return [sys.executable, str(ROOT / "bench" / "decoder_reader.py"), mode, url, str(total), "--every", str(every)]
 
 
-def measure(name: str, url: str, warmup: float, seconds: float) -> dict:
-    proc = subprocess.Popen(command(name, url, warmup + seconds + 1), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+def measure_pair(name: str, url: str, warmup: float, seconds: float) -> tuple[float, dict]:
+    """(floor CPU s/s, reader result) measured over the same window."""
+    total = warmup + seconds + 2
+    procs = []
+    for which in (FLOOR, name):
+        procs.append(subprocess.Popen(command(which, url, total), stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL, text=True, cwd=ROOT))
+        time.sleep(1.0)
     try:
         time.sleep(warmup)
-        c0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        c0, t0 = [cpu_seconds(p.pid) for p in procs], time.monotonic()
         time.sleep(seconds)
-        c1, t1 = cpu_seconds(proc.pid), time.monotonic()
+        c1, t1 = [cpu_seconds(p.pid) for p in procs], time.monotonic()
     finally:
-        if name.startswith("gst-launch"):
-            proc.terminate()
-        try:
-            out, _ = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-    result = {"cpu": (c1 - c0) / (t1 - t0)}
-    for line in (out or "").splitlines():
+        outs = []
+        for p in procs:
+            if p.args[0] == "gst-launch-1.0":
+                p.terminate()
+            try:
+                outs.append(p.communicate(timeout=15)[0])
+            except subprocess.TimeoutExpired:
+                p.kill()
+                outs.append(p.communicate()[0])
+    floor, cpu = ((b - a) / (t1 - t0) for a, b in zip(c0, c1, strict=True))
+    result = {"cpu": cpu}
+    for line in (outs[1] or "").splitlines():
         if line.startswith("{"):
             result.update(json.loads(line))
-    return result
+    return floor, result
 
 
 def main() -> int:
@@ -84,24 +96,26 @@ def main() -> int:
                                f"bench={args.size}@{args.fps}:h264"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         url = server.stdout.readline().split()[1] + "/bench"  # type: ignore[union-attr]
-        names = [n for n in READERS if n.startswith("ffmpeg") or not args.only or any(o in n for o in args.only)]
-        rows: dict[str, list[dict]] = {n: [] for n in names}
+        names = [n for n in READERS if not args.only or any(o in n for o in args.only)]
+        rows: dict[str, list[tuple[float, dict]]] = {n: [] for n in names}
         for r in range(args.rounds):
             for name in names:
-                res = measure(name, url, args.warmup, args.seconds)
-                rows[name].append(res)
-                print(f"round {r + 1} {name}: {res['cpu']:.3f} CPU s/s", file=sys.stderr, flush=True)
-        floors = [res["cpu"] for res in rows[names[0]]]
-        print(f"\n{args.size}@{args.fps} H.264, {args.rounds} rounds of {args.seconds:g} s; ratio = median of "
-              "per-round ratios to ffmpeg -f null")
-        print("| reader | CPU s/s (median) | ratio to floor | snapshot age p50 / max (s) |")
-        print("|---|---|---|---|")
+                floor, res = measure_pair(name, url, args.warmup, args.seconds)
+                rows[name].append((floor, res))
+                print(f"round {r + 1} {name}: {res['cpu']:.4f} CPU s/s, floor {floor:.4f}", file=sys.stderr,
+                      flush=True)
+        print(f"\n{args.size}@{args.fps} H.264 from rtsp2jpg.demo, {args.rounds} rounds of {args.seconds:g} s; "
+              "ratio = median of per-pair ratios to ffmpeg -f null run alongside")
+        print("| reader | CPU s/s (median) | floor CPU s/s (median) | ratio to floor | snapshot age p50 / p95 (s) |")
+        print("|---|---|---|---|---|")
         for name in names:
-            cpus = [res["cpu"] for res in rows[name]]
+            floors = [f for f, _ in rows[name]]
+            cpus = [res["cpu"] for _, res in rows[name]]
             ratios = [c / f for c, f in zip(cpus, floors, strict=True) if f > 0]
-            ages = sorted(a for res in rows[name] for a in res.get("ages", []))
-            age = f"{statistics.median(ages):.3f} / {ages[-1]:.3f}" if ages else "-"
-            print(f"| {name} | {statistics.median(cpus):.3f} | {statistics.median(ratios):.2f}x | {age} |")
+            ages = sorted(a for _, res in rows[name] for a in res.get("ages", []))
+            age = f"{statistics.median(ages):.3f} / {ages[int(0.95 * (len(ages) - 1))]:.3f}" if ages else "-"
+            ratio = f"{statistics.median(ratios):.2f}x" if ratios else "-"
+            print(f"| {name} | {statistics.median(cpus):.4f} | {statistics.median(floors):.4f} | {ratio} | {age} |")
     finally:
         server.terminate()
         server.wait(10)
