@@ -149,6 +149,14 @@ def test_probe_authenticates(auth_rtsp: AuthRtspServer) -> None:
 FAST = {"reconnect_delay_sec": 0.5, "reconnect_max_delay_sec": 2, "open_timeout_sec": 5, "stall_timeout_sec": 3}
 
 
+def _gstreamer_software() -> bool:
+    from rtsp2jpg import pipeline
+
+    caps = pipeline.capabilities()
+    return caps.backends["gstreamer"] and "avdec_h264" in caps.elements
+
+
+@pytest.mark.skipif(not _gstreamer_software(), reason="needs OpenCV with GStreamer and gst-libav")
 def test_service_reports_401_and_streams_with_quoted_credentials(service_factory, auth_rtsp) -> None:
     """Wrong password: the status says so; right one (with a quote, a space and '!' in it): the
     GStreamer source authenticates through rtspsrc user-id/user-pw and the camera is active."""
