@@ -26,15 +26,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
 FLOOR = "ffmpeg -f null (floor)"
-# name -> (reader mode, retrieve interval in seconds); 0 = retrieve every frame
+# name -> (reader mode, retrieve interval in seconds (0 = every frame), poll seconds (-1 = as the service))
 READERS = {
-    "gst-launch avdec_h264 ! fakesink": ("gst-launch", 0),
-    "OpenCV FFmpeg, grab all, 1 retrieve/s": ("ffmpeg", 1.0),
-    "OpenCV GStreamer, BGR in pipeline (videoconvert), 1 retrieve/s": ("gst-bgr", 1.0),
-    "OpenCV GStreamer, I420 to appsink, BGR on retrieve, 1 retrieve/s": ("gst-yuv", 1.0),
-    "OpenCV GStreamer, I420, retrieve every frame": ("gst-yuv", 0.0),
-    "OpenCV GStreamer, I420, libav default threads, 1 retrieve/s": ("gst-yuv-threads", 1.0),
-    "OpenCV GStreamer, keyframes only, 1 retrieve/s": ("gst-key", 1.0),
+    "gst-launch avdec_h264 ! appsink (nothing pulls)": ("gst-launch", 0, 0),
+    "OpenCV FFmpeg, grab every frame, 1 retrieve/s": ("ffmpeg", 1.0, 0),
+    "OpenCV GStreamer, BGR in pipeline (videoconvert), grab every frame, 1 retrieve/s": ("gst-bgr", 1.0, 0),
+    "OpenCV GStreamer, I420, grab every frame, 1 retrieve/s": ("gst-yuv", 1.0, 0),
+    "OpenCV GStreamer, I420, grab every frame, retrieve every frame": ("gst-yuv", 0.0, 0),
+    "rtsp2jpg GStreamer: I420, grab 4/s + on demand, 1 retrieve/s": ("gst-yuv", 1.0, -1),
+    "rtsp2jpg GStreamer, libav default threads": ("gst-yuv-threads", 1.0, -1),
+    "rtsp2jpg GStreamer, keyframes only, 1 retrieve/s": ("gst-key", 1.0, -1),
 }
 
 
@@ -60,11 +61,13 @@ def command(name: str, url: str, total: float) -> list[str]:
     if name == FLOOR:
         return ["ffmpeg", "-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", url,
                 "-t", str(total), "-f", "null", "-"]
-    mode, every = READERS[name]
+    mode, every, poll = READERS[name]
     if mode == "gst-launch":
         return ["gst-launch-1.0", "-q", "rtspsrc", f"location={url}", "latency=0", "protocols=tcp", "!",
-                "rtph264depay", "!", "h264parse", "!", "avdec_h264", "max-threads=1", "!", "fakesink", "sync=false"]
-    return [sys.executable, str(ROOT / "bench" / "decoder_reader.py"), mode, url, str(total), "--every", str(every)]
+                "rtph264depay", "!", "h264parse", "!", "avdec_h264", "max-threads=1", "!",
+                "video/x-raw,format=I420", "!", "appsink", "drop=true", "max-buffers=1", "sync=false"]
+    return [sys.executable, str(ROOT / "bench" / "decoder_reader.py"), mode, url, str(total),
+            "--every", str(every), "--poll", str(poll)]
 
 
 def measure_pair(name: str, url: str, warmup: float, seconds: float) -> tuple[float, dict]:

@@ -1,10 +1,12 @@
 """One capture loop as the service runs it, for bench/cpu_decoders.py: grab every frame, retrieve
 (convert to BGR) one per `--every` seconds, and report snapshot ages from the demo's time code.
 
-Usage: python bench/decoder_reader.py MODE URL SECONDS [--every 1.0]
+Usage: python bench/decoder_reader.py MODE URL SECONDS [--every 1.0] [--poll S]
 MODE: ffmpeg | gst-bgr (videoconvert to BGR in the pipeline, the old way) | gst-yuv (I420 to the
 appsink, converted on retrieve) | gst-key (gst-yuv, keyframes only) | gst-yuv-threads (libav's
-default threading). Prints one JSON line: frames, retrieved, ages (seconds).
+default threading). Like the service, a GStreamer source is grabbed every `--poll` seconds (default:
+the source's poll_sec) and when a retrieve is due, not every frame; `--poll 0` grabs every frame.
+Prints one JSON line: frames, retrieved, ages (seconds).
 """
 
 from __future__ import annotations
@@ -40,14 +42,19 @@ def main() -> int:
     ap.add_argument("url")
     ap.add_argument("seconds", type=float)
     ap.add_argument("--every", type=float, default=1.0)
+    ap.add_argument("--poll", type=float, default=-1.0)
     args = ap.parse_args()
     caps = pipeline.capabilities()
-    cap = pipeline.open_source(spec_for(args.mode, args.url, caps))
+    spec = spec_for(args.mode, args.url, caps)
+    poll = spec.poll_sec if args.poll < 0 else args.poll
+    cap = pipeline.open_source(spec)
     frames = retrieved = 0
     ages: list[float] = []
     end = time.monotonic() + args.seconds
     next_retrieve = 0.0
     while time.monotonic() < end:
+        if poll:
+            time.sleep(max(0.0, min(poll, next_retrieve - time.monotonic())))
         if not cap.grab():
             print("grab failed", file=sys.stderr)
             break

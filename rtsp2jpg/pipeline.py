@@ -45,6 +45,9 @@ class SourceSpec:
     params: tuple[int, ...] = ()
     pixel_format: str = "BGR"  # what the capture returns: BGR, or I420/NV12 converted on retrieve
     codec: str = ""  # h264/h265 when the source only works for that codec; "" = any
+    # > 0: the source keeps only its newest frame by itself (appsink drop=true max-buffers=1), so the
+    # camera grabs when a reader wants a frame or every poll_sec, not every frame (see Camera._pause).
+    poll_sec: float = 0.0
 
     def __repr__(self) -> str:  # keep passwords out of reprs that end up in tracebacks
         return f"SourceSpec({self.label!r})"
@@ -98,10 +101,16 @@ def _ffmpeg_source(url: str, cfg: CaptureConfig, caps: Capabilities) -> list[Sou
     return [SourceSpec("ffmpeg", "ffmpeg", url, tuple(params))]
 
 
+# How often a camera on a GStreamer source checks the stream is alive when nobody wants a frame.
+# Keyframe-only sources are not polled: their frames are rare, and counting them gives the real fps.
+GST_POLL_SEC = 0.25
+
+
 def _gstreamer_sources(url: str, cfg: CaptureConfig, caps: Capabilities) -> list[SourceSpec]:
     if not caps.backends.get("gstreamer"):
         return []
-    return [SourceSpec(p.label, "gstreamer", p.description, pixel_format=p.format, codec=p.codec)
+    return [SourceSpec(p.label, "gstreamer", p.description, pixel_format=p.format, codec=p.codec,
+                       poll_sec=0.0 if p.keyframes_only else GST_POLL_SEC)
             for p in decoders.gst_pipelines(url, cfg, caps.elements, caps.board)]
 
 
@@ -160,6 +169,14 @@ class Capture:
                 return None
             image = cv2.cvtColor(image, self._to_bgr)
         return image
+
+    def nominal_fps(self) -> float:
+        """The stream's frame rate as the source reports it (GStreamer: from the caps), 0 if unknown."""
+        try:
+            fps = float(self._cap.get(cv2.CAP_PROP_FPS))
+        except cv2.error:
+            return 0.0
+        return round(fps, 2) if 0 < fps < 1000 else 0.0
 
     def release(self) -> None:
         self._cap.release()

@@ -103,3 +103,47 @@ def test_probe_error_is_the_status_and_nothing_is_opened() -> None:
                             until=lambda c, t: c.status == Status.ERROR)
     assert tried == []
     assert cam["error"].startswith("authentication failed (401)")
+
+
+@dataclass(frozen=True)
+class PolledSpec:
+    label: str = "gstreamer/avdec_h264"
+    codec: str = ""
+    poll_sec: float = 0.1
+
+
+def test_self_draining_source_is_polled_not_grabbed_every_frame() -> None:
+    """An appsink that keeps only its newest frame needs no per-frame grab: idle, the camera grabs
+    every poll_sec; a reader's request is served at once."""
+    captures: list[Capture] = []
+
+    def opener(spec: Any) -> Capture:
+        captures.append(Capture(spec, 1_000_000))
+        return captures[-1]
+
+    cam = Camera("c1", "", "rtsp://h/x", CFG, [PolledSpec()], open_source=opener, on_status=lambda c: None)
+    cam.start()
+    try:
+        assert wait_until(lambda: cam.status == Status.ACTIVE, 5)
+        start = cam.stats.frames
+        time.sleep(1.0)
+        idle_grabs = cam.stats.frames - start
+        assert 3 <= idle_grabs <= 15  # ~10 at poll 0.1 s; a per-frame loop here would make ~500
+    finally:
+        cam.stop()
+
+
+def test_polled_source_wakes_for_a_reader() -> None:
+    """With a poll interval far beyond the reader's wait, a fresh frame still arrives: the request
+    itself wakes the camera thread."""
+    cam = Camera("c1", "", "rtsp://h/x", CFG, [PolledSpec(poll_sec=60.0)],
+                 open_source=lambda spec: Capture(spec, 1_000_000), on_status=lambda c: None)
+    cam.start()
+    try:
+        assert wait_until(lambda: cam.slot.latest() is not None, 5)
+        for _ in range(3):
+            before = cam.slot.latest()
+            frame = cam.snapshot(max_age=0.0, wait=5.0)
+            assert frame is not None and frame.seq > before.seq
+    finally:
+        cam.stop()
