@@ -115,11 +115,15 @@ class Service:
     def _supervise(self) -> None:
         """Every second: check that each capture thread is alive, then tick (the watchdog reads both)."""
         wedge = os.environ.get(WEDGE_ENV, "")
+        suspects: set[str] = set()
         while not self._stop_supervisor.wait(SUPERVISE_EVERY_SEC):
             while wedge and os.path.exists(wedge) and not self._stop_supervisor.wait(0.1):
                 pass
-            dead = [cam.id for cam in self.cameras() if not cam.alive]
-            if dead != self.dead_threads and dead:
+            # Dead on two ticks in a row: a camera being added is in the dict just before its start().
+            not_alive = [cam.id for cam in self.cameras() if not cam.alive]
+            dead = [cid for cid in not_alive if cid in suspects]
+            suspects = set(not_alive)
+            if dead and dead != self.dead_threads:
                 log.error("capture thread(s) ended unexpectedly: %s", ", ".join(dead))
             self.dead_threads = dead
             self.last_tick = time.monotonic()

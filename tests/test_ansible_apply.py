@@ -114,8 +114,11 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (scratch / "inventory.yml").write_text(yaml.safe_dump(INVENTORY))
     script = SCRIPT.format(overlaid=" ".join(OVERLAID), ansible=ANSIBLE,
                            static_unit=REPO / "systemd" / "rtsp2jpg.service")
+    # Caches and Ansible's temp files go to the scratch dir too, not to root's home.
+    run_env = {**env(), "PIP_CACHE_DIR": str(scratch / "pip-cache"), "ANSIBLE_HOME": str(scratch / "ansible-home"),
+               "ANSIBLE_LOCAL_TEMP": str(scratch / "ansible-tmp"), "ANSIBLE_REMOTE_TEMP": str(scratch / "ansible-tmp")}
     result = subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c", script, "bash",
-                             str(scratch)], env=env(), capture_output=True, text=True, timeout=1200)
+                             str(scratch)], env=run_env, capture_output=True, text=True, timeout=1200)
     if result.returncode == 97:
         pytest.skip("overlayfs mounts are not permitted here: " + result.stderr[-500:])
     assert result.returncode == 0, result.stdout + result.stderr

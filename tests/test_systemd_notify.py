@@ -153,3 +153,27 @@ def _swallow(fn, *args, **kw) -> None:
         fn(*args, **kw)
     except OSError:
         pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_capture_thread_that_dies_makes_the_service_unhealthy(tmp_path: Path) -> None:
+    """The supervisor's other half: a capture thread that ended without being stopped."""
+    from rtsp2jpg import config
+    from rtsp2jpg.app import Backend, Service
+
+    def open_source(_spec: object) -> None:
+        raise SystemExit  # a BaseException: nothing in the capture loop catches it, the thread just ends
+
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(f"storage: {{db_path: {tmp_path / 'r.db'}}}\n"
+                        f"cameras: [{{id: door, url: '{UNREACHABLE}'}}, {{id: yard, url: '{UNREACHABLE}x'}}]\n")
+    backend = Backend(capabilities=None, candidates=lambda *a: ["fake"], open_source=open_source,
+                      encode_jpeg=lambda *a, **k: b"")
+    service = Service(config.load(cfg_file, env={}), backend)
+    service.start()
+    try:
+        problem = wait_until(service.supervisor_problem, 10)
+        assert "capture thread(s) ended unexpectedly: door, yard" in problem
+        assert service.summary().startswith("2 cameras: ")
+    finally:
+        service.stop()
