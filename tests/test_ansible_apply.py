@@ -59,6 +59,7 @@ INVENTORY = {"all": {"children": {"rtsp2jpg": {"hosts": {"localhost": {
     "ansible_connection": "local",
     "ansible_python_interpreter": "/usr/bin/python3",
     "rtsp2jpg_manage_service": False,  # no systemd as PID 1 in CI
+    "rtsp2jpg_apt_update_cache": False,  # setup.sh installed the packages; no mirror needed
     "rtsp2jpg_http_port": 8099,
     "rtsp2jpg_mqtt_enabled": True,
     "rtsp2jpg_mqtt_host": "127.0.0.1",
@@ -86,6 +87,7 @@ run check0 $play --check --diff
 run apply1 $play --diff
 run apply2 $play
 run check2 $play --check --diff
+run apply3 $play -e '{{"rtsp2jpg_http_port": 8100}}'
 run checkconfig env CREDENTIALS_DIRECTORY=/etc/rtsp2jpg/credentials \
     /opt/rtsp2jpg/venv/bin/rtsp2jpg check-config /etc/rtsp2jpg/config.yaml
 run verify systemd-analyze verify --man=no --recursive-errors=no /etc/systemd/system/rtsp2jpg.service
@@ -149,8 +151,16 @@ def test_apply_then_idempotent_then_check_mode_clean(applied: Path) -> None:
     assert recap(log(applied, "check2"))["changed"] == 0, log(applied, "check2")[-4000:]
 
 
+def test_a_changed_variable_changes_the_config_and_notifies_the_restart(applied: Path) -> None:
+    text = log(applied, "apply3")
+    assert rc(applied, "apply3") == 0, text[-4000:]
+    assert recap(text)["changed"] == 1, text[-4000:]
+    assert "RUNNING HANDLER [rtsp2jpg : Restart rtsp2jpg]" in text
+    assert "port: 8100" in (applied / "config.yaml").read_text()
+
+
 def test_secrets_never_reach_ansible_output(applied: Path) -> None:
-    for name in ("check0", "apply1", "apply2", "check2"):
+    for name in ("check0", "apply1", "apply2", "check2", "apply3"):
         text = log(applied, name)
         assert "mqtt-s3cret" not in text and "door-s3cret" not in text, name
 
@@ -159,7 +169,7 @@ def test_installed_config_and_credentials(applied: Path) -> None:
     assert rc(applied, "checkconfig") == 0, log(applied, "checkconfig")
     assert "2 camera(s)" in log(applied, "checkconfig") and "mqtt on" in log(applied, "checkconfig")
     config = yaml.safe_load((applied / "config.yaml").read_text())
-    assert config["http"]["port"] == 8099 and config["storage"]["db_path"] == "/var/lib/rtsp2jpg/rtsp2jpg.db"
+    assert config["http"]["port"] == 8100 and config["storage"]["db_path"] == "/var/lib/rtsp2jpg/rtsp2jpg.db"
     assert config["cameras"][1] == {"id": "yard", "url": "rtsp://127.0.0.1:8554/yard", "decoder": "ffmpeg"}
     assert "s3cret" not in (applied / "config.yaml").read_text()
     modes = (applied / "modes.txt").read_text()
