@@ -10,6 +10,7 @@ starting it, the watchdog restart and LoadCredential= at run time need a real de
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -94,10 +95,67 @@ run verify systemd-analyze verify --man=no --recursive-errors=no /etc/systemd/sy
 run verify_static systemd-analyze verify --man=no --recursive-errors=no {static_unit}
 run security systemd-analyze security --offline=true /etc/systemd/system/rtsp2jpg.service
 run security_static systemd-analyze security --offline=true {static_unit}
+run serve python3 {serve_script} "$S"
 stat -c '%a %U:%G %n' /etc/rtsp2jpg /etc/rtsp2jpg/config.yaml /etc/rtsp2jpg/credentials \
     /etc/rtsp2jpg/credentials/* > "$S/modes.txt"
 id rtsp2jpg > "$S/id.txt" 2>&1
 cp /etc/systemd/system/rtsp2jpg.service /etc/rtsp2jpg/config.yaml "$S/"
+"""
+
+
+# Runs inside the namespace after the apply: the installed tree, started the way the unit starts it
+# (as the service user, with a credentials directory and a notify socket), minus systemd itself.
+SERVE = r"""
+import json, os, pathlib, shutil, socket, subprocess, sys, time, urllib.request
+S = pathlib.Path(sys.argv[1])
+out = {}
+for d in ("/var/lib/rtsp2jpg", "/var/cache/rtsp2jpg"):  # StateDirectory=, CacheDirectory=
+    os.makedirs(d, mode=0o750, exist_ok=True)
+    shutil.chown(d, "rtsp2jpg", "rtsp2jpg")
+creds = pathlib.Path("/var/tmp/rtsp2jpg-credentials")  # what LoadCredential= builds
+creds.mkdir(mode=0o500)
+for f in pathlib.Path("/etc/rtsp2jpg/credentials").iterdir():
+    shutil.copy(f, creds / f.name)
+    shutil.chown(creds / f.name, "rtsp2jpg", "rtsp2jpg")
+    os.chmod(creds / f.name, 0o400)
+shutil.chown(creds, "rtsp2jpg", "rtsp2jpg")
+sock_path = "/var/tmp/rtsp2jpg-notify.sock"
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.bind(sock_path)
+os.chmod(sock_path, 0o666)
+sock.settimeout(1)
+env = {"PATH": "/usr/bin:/bin", "HOME": "/var/lib/rtsp2jpg", "XDG_CACHE_HOME": "/var/cache/rtsp2jpg",
+       "CREDENTIALS_DIRECTORY": str(creds), "NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "4000000",
+       "JOURNAL_STREAM": "8:1", "PYTHONUNBUFFERED": "1"}
+log = open(S / "serve-service.log", "wb")
+proc = subprocess.Popen(["setpriv", "--reuid=rtsp2jpg", "--regid=rtsp2jpg", "--init-groups",
+                         "/opt/rtsp2jpg/venv/bin/rtsp2jpg", "serve", "--config", "/etc/rtsp2jpg/config.yaml"],
+                        env=env, stdout=log, stderr=subprocess.STDOUT)
+messages = []
+deadline = time.monotonic() + 90
+while time.monotonic() < deadline and proc.poll() is None:
+    try:
+        messages.append(sock.recv(4096).decode())
+    except TimeoutError:
+        continue
+    if any("WATCHDOG=1" in m for m in messages):
+        break
+try:
+    with urllib.request.urlopen("http://127.0.0.1:8100/health", timeout=10) as r:
+        out["health"] = json.load(r)
+except OSError as e:
+    out["health_error"] = repr(e)
+proc.terminate()
+out["exit"] = proc.wait(30)
+try:
+    while True:
+        messages.append(sock.recv(4096).decode())
+except (TimeoutError, OSError):
+    pass
+out["messages"] = messages
+out["db_mode"] = oct(os.stat("/var/lib/rtsp2jpg/rtsp2jpg.db").st_mode & 0o777) if os.path.exists(
+    "/var/lib/rtsp2jpg/rtsp2jpg.db") else None
+(S / "serve.json").write_text(json.dumps(out))
 """
 
 
@@ -114,7 +172,8 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("needs root, unshare and systemd-analyze (CI runs as root)")
     scratch = tmp_path_factory.mktemp("ansible-overlay")
     (scratch / "inventory.yml").write_text(yaml.safe_dump(INVENTORY))
-    script = SCRIPT.format(overlaid=" ".join(OVERLAID), ansible=ANSIBLE,
+    (scratch / "serve.py").write_text(SERVE)
+    script = SCRIPT.format(overlaid=" ".join(OVERLAID), ansible=ANSIBLE, serve_script=scratch / "serve.py",
                            static_unit=REPO / "systemd" / "rtsp2jpg.service")
     # Caches and Ansible's temp files go to the scratch dir too, not to root's home.
     run_env = {**env(), "PIP_CACHE_DIR": str(scratch / "pip-cache"), "ANSIBLE_HOME": str(scratch / "ansible-home"),
@@ -190,6 +249,20 @@ def test_installed_unit_verifies_and_is_hardened(applied: Path) -> None:
         assert match, log(applied, name)[-2000:]
         print(f"systemd-analyze security ({name}): {match.group(1)} {match.group(2)}")
         assert float(match.group(1)) <= 4.0  # "OK" or better; README records the figure
+
+
+def test_installed_service_runs_as_its_user_with_credentials_and_notify(applied: Path) -> None:
+    """The installed venv, started like the unit starts it: READY, STATUS, WATCHDOG, STOPPING, exit 0."""
+    result = json.loads((applied / "serve.json").read_text())
+    service_log = (applied / "serve-service.log").read_text()
+    assert result.get("health", {}).get("ok") is True, (result, service_log[-3000:])
+    assert result["health"]["cameras"]["total"] == 2
+    text = "\n".join(result["messages"])
+    for field in ("READY=1", "STATUS=2 cameras: ", "WATCHDOG=1", "STOPPING=1"):
+        assert field in text, (field, result["messages"], service_log[-3000:])
+    assert result["exit"] == 0, service_log[-3000:]
+    assert result["db_mode"] == "0o600"
+    assert "s3cret" not in service_log
 
 
 def test_host_was_left_untouched(applied: Path) -> None:
