@@ -126,7 +126,7 @@ os.chmod(sock_path, 0o666)
 sock.settimeout(1)
 env = {"PATH": "/usr/bin:/bin", "HOME": "/var/lib/rtsp2jpg", "XDG_CACHE_HOME": "/var/cache/rtsp2jpg",
        "CREDENTIALS_DIRECTORY": str(creds), "NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "4000000",
-       "JOURNAL_STREAM": "8:1", "PYTHONUNBUFFERED": "1"}
+       "PYTHONUNBUFFERED": "1"}
 log = open(S / "serve-service.log", "wb")
 proc = subprocess.Popen(["setpriv", "--reuid=rtsp2jpg", "--regid=rtsp2jpg", "--init-groups",
                          "/opt/rtsp2jpg/venv/bin/rtsp2jpg", "serve", "--config", "/etc/rtsp2jpg/config.yaml"],

@@ -85,12 +85,30 @@ def test_notifier_outside_systemd_is_a_no_op_and_respects_watchdog_pid() -> None
     assert Notifier({"NOTIFY_SOCKET": "/nonexistent/notify.sock"}).send("READY=1") is False
 
 
+def test_journald_is_recognised_by_device_and_inode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that inherited $JOURNAL_STREAM but writes elsewhere keeps its timestamps."""
+    from rtsp2jpg.logs import _is_journal
+
+    with open(tmp_path / "journal", "w") as journal, open(tmp_path / "file", "w") as other:
+        st = os.fstat(journal.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        assert _is_journal(journal) and not _is_journal(other)
+        monkeypatch.setenv("JOURNAL_STREAM", "junk")
+        assert not _is_journal(journal)
+
+
 def test_ready_status_watchdog_wedge_and_stopping(service_factory, notify_socket, tmp_path: Path) -> None:
     wedge = tmp_path / "wedge"
     svc = service_factory(
         {"cameras": [{"id": "door", "url": UNREACHABLE}]},
         env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": str(WATCHDOG_USEC),
-             "JOURNAL_STREAM": "8:12345", "RTSP2JPG_TEST_WEDGE_SUPERVISOR": str(wedge)})
+             "RTSP2JPG_TEST_WEDGE_SUPERVISOR": str(wedge)}, start=False)
+    # Play journald: $JOURNAL_STREAM names the device:inode of the service's stderr (its log file).
+    svc.workdir.mkdir(parents=True, exist_ok=True)
+    svc.log_path.touch()
+    st = os.stat(svc.log_path)
+    svc.env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+    svc.start()
 
     # READY=1 comes with the first STATUS line, and only after HTTP answered.
     wait_until(lambda: notify_socket.values("READY"), 15)
