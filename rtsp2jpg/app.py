@@ -221,17 +221,21 @@ class Service:
 
 
 def probe_http(host: str, port: int, timeout: float) -> str | None:
-    """GET /health from our own server over loopback: None if it answered 200 within `timeout`."""
+    """GET /health from our own server over loopback: None if it answered within `timeout`.
+
+    Any complete response counts: this asks whether the server and a worker are alive, not whether
+    the cameras are fine (a restart would not fix a camera, nor an auth rule on /health).
+    """
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     conn = HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", "/health")
-        status = conn.getresponse().status
+        conn.getresponse().read()
     except OSError as e:
         return f"HTTP server did not answer /health within {timeout:g}s ({type(e).__name__})"
     finally:
         conn.close()
-    return None if status == 200 else f"HTTP /health answered {status}"
+    return None
 
 
 def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], None] | None = None) -> int:
