@@ -56,6 +56,19 @@ def test_ansible_lint_production_profile() -> None:
     assert "Profile 'production' was required, and it passed" in output, output
 
 
+def test_argument_spec_rejects_a_bad_value_before_any_task(tmp_path: Path) -> None:
+    """Check mode on this host: validation is the first task, so nothing else runs."""
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(
+        {"all": {"children": {"rtsp2jpg": {"hosts": {"localhost": {
+            "ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"}}}}}}))
+    result = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "inventory.yml"), "site.yml", "--check",
+                             "-e", '{"rtsp2jpg_log_level": "LOUD", "rtsp2jpg_manage_service": false}'],
+                            cwd=ANSIBLE, env=env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "rtsp2jpg_log_level" in result.stdout and "LOUD" in result.stdout, result.stdout[-3000:]
+    assert "Install the platform's packages" not in result.stdout
+
+
 INVENTORY = {"all": {"children": {"rtsp2jpg": {"hosts": {"localhost": {
     "ansible_connection": "local",
     "ansible_python_interpreter": "/usr/bin/python3",
