@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from service_process import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 ANSIBLE = REPO / "ansible"
@@ -69,6 +70,7 @@ def test_argument_spec_rejects_a_bad_value_before_any_task(tmp_path: Path) -> No
     assert "Install the platform's packages" not in result.stdout
 
 
+PORT = free_port()  # what the variable change in the third apply sets; the installed service listens there
 INVENTORY = {"all": {"children": {"rtsp2jpg": {"hosts": {"localhost": {
     "ansible_connection": "local",
     "ansible_python_interpreter": "/usr/bin/python3",
@@ -101,14 +103,14 @@ run check0 $play --check --diff
 run apply1 $play --diff
 run apply2 $play
 run check2 $play --check --diff
-run apply3 $play -e '{{"rtsp2jpg_http_port": 8100}}'
+run apply3 $play -e '{{"rtsp2jpg_http_port": {port}}}'
 run checkconfig env CREDENTIALS_DIRECTORY=/etc/rtsp2jpg/credentials \
     /opt/rtsp2jpg/venv/bin/rtsp2jpg check-config /etc/rtsp2jpg/config.yaml
 run verify systemd-analyze verify --man=no --recursive-errors=no /etc/systemd/system/rtsp2jpg.service
 run verify_static systemd-analyze verify --man=no --recursive-errors=no {static_unit}
 run security systemd-analyze security --offline=true /etc/systemd/system/rtsp2jpg.service
 run security_static systemd-analyze security --offline=true {static_unit}
-run serve python3 {serve_script} "$S"
+run serve python3 {serve_script} "$S" {port}
 stat -c '%a %U:%G %n' /etc/rtsp2jpg /etc/rtsp2jpg/config.yaml /etc/rtsp2jpg/credentials \
     /etc/rtsp2jpg/credentials/* > "$S/modes.txt"
 id rtsp2jpg > "$S/id.txt" 2>&1
@@ -154,7 +156,7 @@ while time.monotonic() < deadline and proc.poll() is None:
     if any("WATCHDOG=1" in m for m in messages):
         break
 try:
-    with urllib.request.urlopen("http://127.0.0.1:8100/health", timeout=10) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[2]}/health", timeout=10) as r:
         out["health"] = json.load(r)
 except OSError as e:
     out["health_error"] = repr(e)
@@ -186,7 +188,7 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scratch = tmp_path_factory.mktemp("ansible-overlay")
     (scratch / "inventory.yml").write_text(yaml.safe_dump(INVENTORY))
     (scratch / "serve.py").write_text(SERVE)
-    script = SCRIPT.format(overlaid=" ".join(OVERLAID), ansible=ANSIBLE, serve_script=scratch / "serve.py",
+    script = SCRIPT.format(overlaid=" ".join(OVERLAID), ansible=ANSIBLE, serve_script=scratch / "serve.py", port=PORT,
                            static_unit=REPO / "systemd" / "rtsp2jpg.service")
     # Caches and Ansible's temp files go to the scratch dir too, not to root's home.
     run_env = {**env(), "PIP_CACHE_DIR": str(scratch / "pip-cache"), "ANSIBLE_HOME": str(scratch / "ansible-home"),
@@ -228,7 +230,7 @@ def test_a_changed_variable_changes_the_config_and_notifies_the_restart(applied:
     assert rc(applied, "apply3") == 0, text[-4000:]
     assert recap(text)["changed"] == 1, text[-4000:]
     assert "RUNNING HANDLER [rtsp2jpg : Restart rtsp2jpg]" in text
-    assert "port: 8100" in (applied / "config.yaml").read_text()
+    assert f"port: {PORT}" in (applied / "config.yaml").read_text()
 
 
 def test_secrets_never_reach_ansible_output(applied: Path) -> None:
@@ -241,7 +243,7 @@ def test_installed_config_and_credentials(applied: Path) -> None:
     assert rc(applied, "checkconfig") == 0, log(applied, "checkconfig")
     assert "2 camera(s)" in log(applied, "checkconfig") and "mqtt on" in log(applied, "checkconfig")
     config = yaml.safe_load((applied / "config.yaml").read_text())
-    assert config["http"]["port"] == 8100 and config["storage"]["db_path"] == "/var/lib/rtsp2jpg/rtsp2jpg.db"
+    assert config["http"]["port"] == PORT and config["storage"]["db_path"] == "/var/lib/rtsp2jpg/rtsp2jpg.db"
     assert config["cameras"][1] == {"id": "yard", "url": "rtsp://127.0.0.1:8554/yard", "decoder": "ffmpeg"}
     assert "s3cret" not in (applied / "config.yaml").read_text()
     modes = (applied / "modes.txt").read_text()
