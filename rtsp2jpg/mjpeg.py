@@ -90,7 +90,9 @@ def viewer(cam: Camera, encode: Callable[..., bytes], *, quality: int, width: in
     part, new frames are skipped rather than queued. `gone()` says the camera was removed.
     """
     interval = 1.0 / fps
-    last_seq = 0
+    latest = cam.slot.latest()
+    # An old frame in the slot goes out only if no newer one comes within the first wait (heartbeat).
+    last_seq = latest.seq if latest is not None and latest.age() > 2 * interval else 0
     last_size = 0
     progress_at = clock()  # last time the client had taken what we gave it
     sent_at = -1e9
