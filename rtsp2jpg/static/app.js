@@ -101,6 +101,7 @@ function fillCard(entry) {
   card.querySelector(".meta").textContent = parts.filter(Boolean).join(" · ");
   card.querySelector(".error-text").textContent = data.status === "error" && data.error ? data.error : "";
   card.querySelector(".remove").hidden = data.source === "config";
+  card.classList.toggle("down", data.status !== "active");  // the picture shown is the last one it had
 }
 
 async function refreshList() {
