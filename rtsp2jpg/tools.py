@@ -257,6 +257,13 @@ def format_cameras(cams: list[dict[str, Any]]) -> str:
                      for r in rows)
 
 
+def _service_options(parser: argparse.ArgumentParser, url: Any, key: Any, timeout: Any) -> None:
+    parser.add_argument("--url", default=url, help="the service (default: $RTSP2JPG_URL or http://127.0.0.1:8080)")
+    parser.add_argument("--api-key", default=key,
+                        help="API key (default: $RTSP2JPG_API_KEY; the variable keeps it out of `ps`)")
+    parser.add_argument("--timeout", type=float, default=timeout, help="HTTP timeout in seconds (default 10)")
+
+
 def add_parsers(sub: Any) -> None:
     """Register `probe`, `snapshot` and `cameras` on the CLI's subparsers."""
     probe = sub.add_parser("probe", help="which capture sources open a camera, with codec, size, fps, time to frame")
@@ -278,17 +285,17 @@ def add_parsers(sub: Any) -> None:
     snap.set_defaults(func=cmd_snapshot)
 
     cams = sub.add_parser("cameras", help="list, add or remove cameras of a running service")
-    cams.add_argument("--url", default=os.environ.get("RTSP2JPG_URL", "http://127.0.0.1:8080"),
-                      help="the service (default: $RTSP2JPG_URL or http://127.0.0.1:8080)")
-    cams.add_argument("--api-key", default="", help="API key (default: $RTSP2JPG_API_KEY)")
-    cams.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout in seconds")
+    _service_options(cams, os.environ.get("RTSP2JPG_URL", "http://127.0.0.1:8080"), "", 10.0)
+    # The same options are accepted after the action too (`cameras list --url ...`).
+    after = argparse.ArgumentParser(add_help=False)
+    _service_options(after, argparse.SUPPRESS, argparse.SUPPRESS, argparse.SUPPRESS)
     actions = cams.add_subparsers(dest="action", required=True)
-    ls = actions.add_parser("list", help="every camera with its status")
+    ls = actions.add_parser("list", help="every camera with its status", parents=[after])
     ls.add_argument("--json", action="store_true", help="print the service's JSON")
-    add = actions.add_parser("add", help="register a camera; prints its id")
+    add = actions.add_parser("add", help="register a camera; prints its id", parents=[after])
     add.add_argument("rtsp_url")
     add.add_argument("--name", default="")
     add.add_argument("--prefer", choices=("default", "ffmpeg", "gstreamer"), default="default")
-    rm = actions.add_parser("remove", help="unregister a camera")
+    rm = actions.add_parser("remove", help="unregister a camera", parents=[after])
     rm.add_argument("camera_id")
     cams.set_defaults(func=cmd_cameras)
