@@ -149,16 +149,17 @@ def install(app: bottle.Bottle, service: Any, *, protect_reads: Callable[[], Non
     def stream(camera_id: str) -> Any:
         protect_reads()
         cam = camera_or_404(camera_id)
-        fps = min(_float_arg("fps", 0.01, 1000) or http.stream_max_fps, http.stream_max_fps)
+        fps = min(_float_arg("fps", 0.1, 1000) or http.stream_max_fps, http.stream_max_fps)
         width = _int_arg("width", 1, MAX_DIMENSION) or 0
         quality = _int_arg("q", 1, 100) or cam.cfg.jpeg_quality
         refused = limits.acquire(camera_id)
         if refused:
             raise bottle.HTTPError(503, refused, Retry_After="5")
+        stopping = mjpeg.server_stopping(bottle.request.environ)
         parts = mjpeg.viewer(cam, service.backend.encode_jpeg, quality=quality, width=width, fps=fps,
                              stall_timeout=http.stream_stall_timeout_sec,
                              backlog=mjpeg.buffered_bytes(bottle.request.environ),
-                             gone=lambda: service.camera(camera_id) is not cam or not cam.alive,
+                             gone=lambda: service.camera(camera_id) is not cam or not cam.alive or stopping(),
                              stats=limits.stats)
         bottle.response.content_type = mjpeg.CONTENT_TYPE
         bottle.response.set_header("Cache-Control", "no-store")

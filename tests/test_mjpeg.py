@@ -147,3 +147,16 @@ def test_limits_per_camera_and_in_all():
     limits.release("a")
     assert limits.acquire("c") is None
     assert limits.viewers() == {"a": 1, "b": 1, "c": 1}
+
+
+def test_open_viewers_do_not_hold_up_shutdown(rtsp, service_factory):
+    svc = service_factory({"cameras": [{"id": "cam", "url": rtsp.url("cam")}]})
+    wait_until(lambda: svc.status("cam")["status"] == "active", 30)
+    viewers = [Viewer(svc.port, "/stream/cam?fps=0.1"), Viewer(svc.port, "/stream/cam")]
+    for v in viewers:
+        v.start()
+    wait_until(lambda: metric(svc, 'rtsp2jpg_stream_viewers{camera="cam"}') == 2, 15)
+    assert svc.stop() == 0
+    assert "still running" not in svc.log()  # viewers ended with the server, not after its grace period
+    for v in viewers:
+        v.close()
