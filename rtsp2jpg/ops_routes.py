@@ -14,7 +14,7 @@ from typing import Any
 import bottle
 
 from rtsp2jpg import mjpeg
-from rtsp2jpg.camera import Camera
+from rtsp2jpg.camera import Camera, StatusChange
 from rtsp2jpg.dashboard import SECURITY_HEADERS, STATIC_DIR, StatusHistory
 from rtsp2jpg.metrics import CONTENT_TYPE, OTHER, Metrics
 
@@ -118,7 +118,13 @@ def install(app: bottle.Bottle, service: Any, *, protect_reads: Callable[[], Non
     http = service.config.http
     metrics = Metrics()
     history = StatusHistory()
-    service.add_listener(history)
+
+    def remember(change: StatusChange) -> None:
+        history(change)
+        if change.status.value == "inactive" and service.camera(change.camera_id) is None:
+            history.forget(change.camera_id)  # unregistered: its history goes with it
+
+    service.add_listener(remember)
     total = http.stream_max_total or max(1, http.threads // 2)
     limits = mjpeg.StreamLimits(http.stream_max_clients, total)
     app.install(ResponseMetrics(metrics, lambda cid: service.camera(cid) is not None))
