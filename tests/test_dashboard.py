@@ -161,3 +161,16 @@ def test_camera_page_plays_mjpeg_and_leaving_it_frees_the_viewer(rtsp, service_f
     assert viewers + "1" in svc.get("/metrics").body.decode()
     driver.get(svc.base + "/#")
     wait_until(lambda: viewers + "0" in svc.get("/metrics").body.decode(), 30)
+
+
+def test_camera_page_falls_back_to_snapshots_when_the_stream_needs_the_key(rtsp, service_factory, browser):
+    svc = service_factory({"http": {"api_key": KEY, "protect_snapshots": True},
+                           "cameras": [{"id": "yard", "url": rtsp.url("cam")}]})
+    driver = browser
+    driver.get(svc.base + "/")
+    use_key(driver, KEY)
+    wait_until(lambda: cards(driver).get("yard", {}).get("loaded"), 45)  # grid snapshots carry the key
+    driver.get(svc.base + "/#camera/yard")
+    wait_until(lambda: js(driver, "const i = document.getElementById('cam-live');"
+                                  "return i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0"), 30)
+    assert "showing snapshots" in js(driver, "return document.getElementById('cam-live-hint').textContent")

@@ -261,6 +261,7 @@ async function showFacts(id) {
 function showView() {
   const m = /^#camera\/(.+)$/.exec(location.hash);
   const live = $("cam-live");
+  live.onerror = null;
   live.removeAttribute("src");  // ends the previous MJPEG stream and frees its server worker
   state.view = m ? decodeURIComponent(m[1]) : null;
   $("grid-view").hidden = state.view !== null;
@@ -268,11 +269,13 @@ function showView() {
   if (state.view === null) return;
   $("cam-name").textContent = state.view;
   $("cam-live-hint").textContent = "MJPEG stream (GET /stream/" + state.view + ")";
-  if (!state.key) {
-    live.src = "/stream/" + camPath(state.view) + "?width=960";
-  } else {
-    $("cam-live-hint").textContent = "with an API key the page cannot open a stream; showing snapshots";
-    const id = state.view;
+  const id = state.view;
+  // An <img> cannot send the API key: if the stream needs it (http.protect_snapshots) or all
+  // stream places are taken, fall back to snapshots fetched with the key.
+  live.onerror = () => {
+    live.onerror = null;
+    if (state.view !== id) return;
+    $("cam-live-hint").textContent = "the stream is not available to this page (API key needed, or too many viewers); showing snapshots";
     const loop = async () => {
       if (state.view !== id) return;
       const resp = await fetch("/snapshot/" + camPath(id) + "?width=960", { headers: headers(), cache: "no-store" }).catch(() => null);
@@ -284,7 +287,8 @@ function showView() {
       setTimeout(loop, state.rate);
     };
     loop();
-  }
+  };
+  live.src = "/stream/" + camPath(id) + "?width=960";
   showFacts(state.view);
 }
 
