@@ -70,7 +70,7 @@ def test_stalled_viewer_slows_neither_the_camera_nor_other_viewers(rtsp, service
         "http": {"stream_max_fps": 25, "stream_max_clients": 3, "stream_stall_timeout_sec": 3},
         "cameras": [{"id": "cam", "url": rtsp.url("cam")}],
     })
-    wait_until(lambda: svc.status("cam")["fps"] > 0, 30)
+    baseline_fps = wait_until(lambda: svc.status("cam")["fps"], 30)
     stalled = stalled_client(svc.port, "/stream/cam?fps=25")
     viewers = [Viewer(svc.port, "/stream/cam?fps=10"), Viewer(svc.port, "/stream/cam?fps=10&width=320")]
     try:
@@ -83,15 +83,19 @@ def test_stalled_viewer_slows_neither_the_camera_nor_other_viewers(rtsp, service
         assert fourth.status == 503 and "stream_max_clients" in fourth.json()["detail"]
 
         # The stalled client fills its socket buffers, then skips frames, then is dropped.
-        wait_until(lambda: metric(svc, "rtsp2jpg_stream_viewers_dropped_total") >= 1, 90)
-        wait_until(lambda: all(len(v.seqs) >= 60 for v in viewers), 60)
+        wait_until(lambda: metric(svc, "rtsp2jpg_stream_viewers_dropped_total") >= 1, 90, interval=0.5)
+        wait_until(lambda: all(len(v.seqs) >= 60 for v in viewers), 60, interval=0.5)
         cam_fps = svc.status("cam")["fps"]
+        skipped = metric(svc, "rtsp2jpg_stream_frames_skipped_total")
     finally:
         stalled.close()
         for v in viewers:
             v.close()
     assert metric(svc, 'rtsp2jpg_stream_viewers{camera="cam"}') <= 2
-    assert cam_fps > 15  # the camera thread kept draining its 25 fps stream
+    print(f"camera fps {baseline_fps} -> {cam_fps}; stalled viewer skipped {skipped:g} frames before its drop; "
+          + "; ".join(f"viewer {i}: {len(v.seqs)} parts over {v.seqs[-1] - v.seqs[0]} camera frames"
+                      for i, v in enumerate(viewers)))
+    assert cam_fps >= 0.6 * baseline_fps  # the camera thread kept draining its stream
     for v in viewers:
         # Frames the camera produced while this viewer watched, at the 10 fps it asked for.
         span = v.seqs[-1] - v.seqs[0]
