@@ -256,7 +256,9 @@ def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], N
     host = getattr(server, "effective_host", http.host)
     port = server.effective_port  # type: ignore[attr-defined]
     notifier = sdnotify.Notifier()
-    probe_timeout = min(5.0, notifier.watchdog_sec or 5.0)
+    # Long enough for a worker to free up when long-polls hold them all (a busy server is healthy),
+    # short enough that the ping still lands before systemd's deadline (2 x the ping interval).
+    probe_timeout = max(1.0, 0.6 * (notifier.watchdog_sec or 10.0))
 
     def problem() -> str | None:
         """Healthy = the supervisor ticked recently, every capture thread runs, and HTTP answers itself."""
