@@ -103,6 +103,7 @@ run check0 $play --check --diff
 run apply1 $play --diff
 run apply2 $play
 run check2 $play --check --diff
+run check_jetson $play --check --diff -e '{{"rtsp2jpg_platform": "jetson"}}'
 run apply3 $play -e '{{"rtsp2jpg_http_port": {port}}}'
 run checkconfig env CREDENTIALS_DIRECTORY=/etc/rtsp2jpg/credentials \
     /opt/rtsp2jpg/venv/bin/rtsp2jpg check-config /etc/rtsp2jpg/config.yaml
@@ -233,8 +234,16 @@ def test_a_changed_variable_changes_the_config_and_notifies_the_restart(applied:
     assert f"port: {PORT}" in (applied / "config.yaml").read_text()
 
 
+def test_jetson_keeps_the_default_device_policy_and_installs_no_opencv(applied: Path) -> None:
+    """The Jetson branch in check mode: only the unit would change (no device allow-list)."""
+    text = log(applied, "check_jetson")
+    assert rc(applied, "check_jetson") == 0, text[-4000:]
+    assert recap(text)["changed"] == 1, text[-4000:]
+    assert "-DevicePolicy=closed" in text and "+# Jetson: the nvhost/nvmap nodes" in text
+
+
 def test_secrets_never_reach_ansible_output(applied: Path) -> None:
-    for name in ("check0", "apply1", "apply2", "check2", "apply3"):
+    for name in ("check0", "apply1", "apply2", "check2", "check_jetson", "apply3"):
         text = log(applied, name)
         assert "mqtt-s3cret" not in text and "door-s3cret" not in text, name
 
