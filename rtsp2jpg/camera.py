@@ -172,7 +172,10 @@ class Camera:
         if self._winner in sources:
             sources.remove(self._winner)
             sources.insert(0, self._winner)
-        if self._probe is None:
+        # Only when the codec decides between candidates: every probe is one more connection, and
+        # some servers (GStreamer's RTSP server) stumble over connections that come and go at once.
+        codecs = {getattr(spec, "codec", "") for spec in sources} - {""}
+        if self._probe is None or len(codecs) < 2:
             return sources
         info = self._probe(self.url, self.cfg.open_timeout_sec)
         if info.error:

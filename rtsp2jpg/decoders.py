@@ -75,9 +75,10 @@ CHAINS: tuple[Chain, ...] = (
     Chain("v4l2slh265dec", "h265", True, "", "NV12"),
     Chain("v4l2slh264dec", "h264", True, "", "NV12", not_boards=("rpi5",)),
     # Software (gst-libav). One thread per camera: frame threading adds a frame of delay per thread,
-    # and cameras decode in parallel anyway (DESIGN 9).
-    Chain("avdec_h264", "h264", False, "", "I420", decode_props="max-threads=1"),
-    Chain("avdec_h265", "h265", False, "", "I420", decode_props="max-threads=1"),
+    # and cameras decode in parallel anyway (DESIGN 9). output-corrupt=false: a stream joined between
+    # keyframes would otherwise yield grey concealment frames as pictures.
+    Chain("avdec_h264", "h264", False, "", "I420", decode_props="max-threads=1 output-corrupt=false"),
+    Chain("avdec_h265", "h265", False, "", "I420", decode_props="max-threads=1 output-corrupt=false"),
 )
 
 DECODER_ELEMENTS: tuple[str, ...] = tuple(dict.fromkeys(c.element for c in CHAINS))

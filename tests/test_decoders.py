@@ -102,7 +102,7 @@ def test_vaapi_prefers_va_then_vaapi_then_software() -> None:
 
 def test_plain_x86_is_software_with_one_thread_and_raw_i420() -> None:
     (only,) = build("x86", codec="h264")
-    assert only.description == (f"{SRC} ! rtph264depay ! h264parse ! avdec_h264 max-threads=1 ! "
+    assert only.description == (f"{SRC} ! rtph264depay ! h264parse ! avdec_h264 max-threads=1 output-corrupt=false ! "
                                 f"{SINK.format(fmt='I420')}")
     assert "videoconvert" not in only.description and "BGR" not in only.description  # conversion on retrieve
 
@@ -142,7 +142,7 @@ def test_keyframes_only_uses_the_decoder_property_or_drops_delta_units() -> None
     assert "nvv4l2decoder skip-frames=2 ! nvvidconv" in jetson[0].description
     assert "identity" not in jetson[0].description
     soft = jetson[1].description
-    assert "h264parse ! identity drop-buffer-flags=delta-unit ! avdec_h264 max-threads=1" in soft
+    assert "h264parse ! identity drop-buffer-flags=delta-unit ! avdec_h264 max-threads=1 output-corrupt=false" in soft
     assert all(p.keyframes_only for p in jetson)
 
 
