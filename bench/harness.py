@@ -7,6 +7,7 @@ Ctrl-C or SIGTERM, so an interrupted run leaves nothing behind.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
@@ -62,7 +63,7 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+    k = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
     return ordered[k]
 
 
@@ -89,7 +90,7 @@ def get_json(url: str, timeout: float = 10.0) -> Any:
 # -- /proc readings --------------------------------------------------------------------------------
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time of a process (all its live threads), in seconds.
+    """CPU time of a process (all its live threads) and of its children (nginx's worker), in seconds.
 
     The sum of each thread's nanosecond run time from /proc/<pid>/task/*/schedstat: a decoder at a
     few ms per frame uses only a handful of utime+stime clock ticks (10 ms each) in a short window.
@@ -109,10 +110,27 @@ def cpu_seconds(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue  # the thread ended between listdir and open
     if found:
-        return total / 1e9
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+        own = total / 1e9
+    else:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        own = (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+    return own + sum(_child_cpu(child) for child in _children(pid))
+
+
+def _child_cpu(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0  # it exited
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
 
 
 def rss_mb(pid: int) -> float:
@@ -340,8 +358,9 @@ class Service:
     def add_cameras(self, urls: Sequence[str], timeout: float = 40.0) -> list[dict[str, Any]]:
         """Register cameras one at a time, each after the previous is active.
 
-        The demo server wedges clients that open a mount at the same instant (DESIGN 9), so opens
-        are serialised; an open costs ~2 s (FFmpeg probes the stream).
+        OpenCV's FFmpeg backend serialises open() per process anyway (~2 s each while FFmpeg probes
+        the stream); one at a time also keeps clear of the demo server's trouble with simultaneous
+        first connections (DESIGN 9) and tells which camera failed.
         """
         out = []
         for url in urls:

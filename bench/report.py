@@ -90,6 +90,9 @@ def _scale(r: dict[str, Any]) -> list[str]:
              "| cameras | CPU s/s | per camera vs floor | RSS MB | fresh | max age ms | min fps |",
              "|---|---|---|---|---|---|---|"]
     for n, s in r["steps"].items():
+        if "not_reached" in s:
+            lines.append(f"| {n} | not reached: {s['not_reached']} | | | | | |")
+            continue
         ratio = s["cpu_per_camera"] / floor if floor else None
         lines.append(f"| {n} | {s['cpu_s_per_s']:.2f} | {_x(ratio)} | {s['rss_mb']:.0f} | "
                      f"{s['fresh']}/{s['cameras']} | {_n(s['max_age_ms'])} | {s['min_fps']:.1f} |")
