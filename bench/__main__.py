@@ -42,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     failed = 0
     if not args.report_only:
-        failed = _measure(args, names)
+        try:
+            failed = _measure(args, names)
+        except KeyboardInterrupt:
+            print("interrupted: every process the bench started is stopped", file=sys.stderr)
+            return 130
     if str(args.readme) != "-":
         report.update_readme(args.readme, args.results)
         print(f"updated {args.readme}", file=sys.stderr)
