@@ -115,6 +115,8 @@ def run(ctx: Context) -> dict[str, Any]:
         by_conn: dict[str, Any] = {}
         for c in connections:
             row = {name: _measure(url, pid, c, seconds) for name, (pid, url) in servers.items()}
+            # Under load the camera thread competes for the GIL with the HTTP threads: does it keep up?
+            row["service"]["camera_fps_after"] = svc.status("cam").get("fps")
             ceiling = row["minimal_waitress"]["rps"]
             row["service_vs_minimal"] = round(row["service"]["rps"] / ceiling, 3) if ceiling else None
             if "nginx" in row and row["nginx"]["rps"]:
