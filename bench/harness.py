@@ -11,6 +11,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -243,7 +244,7 @@ def session(keep: bool = False) -> Iterator[Procs]:
         for s, handler in previous.items():
             signal.signal(s, handler)
         if not keep:
-            subprocess.run(["rm", "-rf", str(workdir)], check=False)
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 # -- the demo RTSP server --------------------------------------------------------------------------
