@@ -49,6 +49,9 @@ def _cpu(r: dict[str, Any]) -> list[str]:
                                  if k != "ffmpeg_floor")
           for res, row in r.items()]
     lines += ["", "CPU per decoded frame, as a ratio to the floor's: " + "; ".join(pf) + "."]
+    errors = [f"{res}: {e}" for res, row in r.items() for e in row.get("errors", [])]
+    if errors:
+        lines += ["", "Retried or missing contenders: " + "; ".join(errors) + "."]
     return lines
 
 
