@@ -62,6 +62,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    import os
+
+    from rtsp2jpg import fleet
+
+    if args.password is None:
+        args.password = os.environ.get("MQTT_PASSWORD", "")
+    if args.port is None:
+        args.port = 8883 if (args.tls or args.ca_file) else 1883
+    return fleet.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtsp2jpg", description="RTSP cameras in, fresh JPEG snapshots out.")
     parser.add_argument("--version", action="version", version=f"rtsp2jpg {__version__}")
@@ -76,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the configuration and exit")
     check.add_argument("config", nargs="?", help="YAML config file (default: $RTSP2JPG_CONFIG)")
     check.set_defaults(func=cmd_check_config)
+
+    from rtsp2jpg import fleet  # paho only; importing it starts nothing
+
+    fleet.add_parser(sub).set_defaults(func=cmd_fleet)
     return parser
 
 
