@@ -194,8 +194,10 @@ class Publisher:
 
     def _on_connect(self, client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
-            self.error = f"broker {self.cfg.host}:{self.cfg.port} refused the connection: {reason}"
-            log.error("MQTT: %s (check mqtt.username/password and the broker's ACL)", self.error)
+            error = f"broker {self.cfg.host}:{self.cfg.port} refused the connection: {reason}"
+            if error != self.error:  # paho retries with backoff; say it once, not every attempt
+                log.error("MQTT: %s (check mqtt.username/password and the broker's ACL)", error)
+            self.error = error
             return
         self._connected = True
         self.error = None

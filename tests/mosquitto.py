@@ -115,7 +115,17 @@ class Mosquitto:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open but nothing is read or acknowledged (a hung broker)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
+        self.thaw()
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:

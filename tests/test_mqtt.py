@@ -182,3 +182,21 @@ def test_dead_broker_blocks_neither_capture_http_nor_shutdown(rtsp, service_fact
         health = svc.get("/health").json()
         assert health["mqtt"] == "disconnected"
         assert svc.stop(timeout=15) == 0
+
+
+def test_hung_broker_blocks_neither_capture_http_nor_shutdown(rtsp, service_factory, broker):
+    svc = service_factory({"device_id": "edge-01", "mqtt": mqtt_cfg(broker, snapshot_interval_sec=0.2),
+                           "cameras": [{"id": "front", "url": rtsp.url("cam")}]})
+    with Subscriber(broker, [f"{ROOT}/cameras/front/snapshot"]) as sub:
+        sub.wait_for(lambda m: True, 30)
+    broker.freeze()
+    try:
+        frames: set[str] = set()  # capture keeps going: fresh frames while the broker is stuck
+        wait_until(lambda: frames.add(svc.get("/snapshot/front?max_age=0.2").headers["etag"]) or len(frames) > 3, 10)
+        for _ in range(3):  # transitions and clears queue up without waiting for the broker
+            cam = svc.post("/register", {"rtsp_url": f"rtsp://127.0.0.1:{free_port()}/none"}).json()["id"]
+            assert svc.post(f"/unregister/{cam}").status == 200
+        assert svc.stop(timeout=20) == 0
+        assert "did not acknowledge offline in time" in svc.log() or "could not publish offline" in svc.log()
+    finally:
+        broker.thaw()
