@@ -200,3 +200,21 @@ def test_hung_broker_blocks_neither_capture_http_nor_shutdown(rtsp, service_fact
         assert "did not acknowledge offline in time" in svc.log() or "could not publish offline" in svc.log()
     finally:
         broker.thaw()
+
+
+def test_camera_removed_from_the_file_while_down_is_swept_from_the_broker(service_factory, broker):
+    dead = f"rtsp://127.0.0.1:{free_port()}/none"
+    cfg = {"device_id": "edge-01", "mqtt": mqtt_cfg(broker),
+           "cameras": [{"id": "keep", "url": dead}, {"id": "old", "url": dead + "2"}]}
+    first = service_factory(cfg, name="first")
+    with Subscriber(broker, [f"{ROOT}/cameras/+/status"]) as sub:
+        sub.wait_for(lambda m: m.topic == f"{ROOT}/cameras/old/status")
+    assert first.stop() == 0
+    cfg["cameras"] = cfg["cameras"][:1]
+    with Subscriber(broker, [f"{ROOT}/cameras/old/status", "homeassistant/+/+/config"]) as sub:
+        second = service_factory(cfg, name="second")
+        sub.wait_for(lambda m: m.topic == f"{ROOT}/cameras/old/status" and m.payload == b"", 15)
+        sub.wait_for(lambda m: m.topic == "homeassistant/camera/rtsp2jpg_edge-01_old/config" and m.payload == b"")
+    held = retained(broker, "#")
+    assert f"{ROOT}/cameras/keep/status" in held and not [t for t in held if "old" in t]
+    assert "clearing retained topics of old" in second.log()
