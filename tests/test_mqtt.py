@@ -154,7 +154,7 @@ def test_broker_restart_republishes_the_latest_truth(own_rtsp, service_factory, 
         sub.wait_for(status_is(topic, "active"), 30)
     broker.kill()  # no persistence: the restarted broker has forgotten every retained message
     wait_until(lambda: svc.get("/health").json()["mqtt"] == "disconnected", 15)
-    own_rtsp.stop()  # the camera goes down while the broker is away
+    own_rtsp.kill()  # the camera goes down while the broker is away
     wait_until(lambda: svc.status("yard")["status"] in ("connecting", "error"), 30)
     wait_until(lambda: svc.status("yard")["status"] == "error", 30)
     assert svc.get("/snapshot/yard").status in (200, 503)  # HTTP keeps answering meanwhile
@@ -166,7 +166,7 @@ def test_broker_restart_republishes_the_latest_truth(own_rtsp, service_factory, 
         assert json.loads(retained(broker, topic)[topic])["status"] == "error"
         assert sub.wait_for(lambda m: m.topic == f"{ROOT}/availability").payload == b"online"
         assert payload(sub.wait_for(lambda m: m.topic == f"{ROOT}/state"))["cameras"] == ["yard"]
-        own_rtsp.start()
+        own_rtsp.restart()
         up = sub.wait_for(status_is(topic, "active"), 60)
         assert not up.retain and payload(up)["previous"] in ("connecting", "error")
     assert "MQTT: disconnected from" in svc.log()
