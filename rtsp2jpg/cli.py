@@ -57,6 +57,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = _load(args)
+    if cfg.mqtt.enabled:
+        from rtsp2jpg.topics import topic_problem
+
+        problem = topic_problem(cfg.mqtt.base_topic, cfg.device_id)
+        if problem:
+            raise config.ConfigError(problem)
     print(f"config OK: {len(cfg.cameras)} camera(s), http {cfg.http.host}:{cfg.http.port}, "
           f"registry {cfg.storage.db_path}, mqtt {'on' if cfg.mqtt.enabled else 'off'}")
     return 0

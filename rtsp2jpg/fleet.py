@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+QUIET_SEC = 2.0  # no marker (publishing denied) and nothing new for this long: the replay is over
 CAMERA_FIELDS = ("status", "previous", "since", "last_seen", "error", "backend", "fps", "width", "height")
 
 
@@ -131,6 +132,8 @@ class Reader:
         self.fleet = fleet
         self.marker = f"rtsp2jpg-fleet/{uuid.uuid4().hex}"
         self.complete = threading.Event()
+        self.subscribed_at: float | None = None
+        self.last_message_at = 0.0
         self.error: str | None = None
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"rtsp2jpg-fleet-{uuid.uuid4().hex[:8]}")
         if args.username:
@@ -141,7 +144,7 @@ class Reader:
                 self.client.tls_insecure_set(True)
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
-        self.client.on_subscribe = lambda c, *_: c.publish(self.marker, b"", qos=0)
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.args = args
 
@@ -154,11 +157,16 @@ class Reader:
         client.subscribe([(f"{base}/+/availability", 0), (f"{base}/+/state", 0),
                           (f"{base}/+/cameras/+/status", 0), (self.marker, 0)])
 
+    def _on_subscribe(self, client: Any, *_: Any) -> None:
+        self.subscribed_at = time.monotonic()
+        client.publish(self.marker, b"", qos=0)
+
     def _on_connect_fail(self, _client: Any, _u: Any) -> None:
         exc = sys.exc_info()[1]
         self.error = f"cannot connect to {self.args.broker}:{self.args.port}: {exc or 'connection failed'}"
 
     def _on_message(self, _client: Any, _u: Any, msg: Any) -> None:
+        self.last_message_at = time.monotonic()
         if msg.topic == self.marker:
             self.complete.set()
         else:
@@ -169,10 +177,15 @@ class Reader:
         self.client.loop_start()
 
     def wait_complete(self, timeout: float) -> bool:
+        """True once the marker is back, or (a broker whose ACL drops our marker) after a quiet spell."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.error is None:
             if self.complete.wait(0.05):
                 return True
+            if self.subscribed_at is not None:
+                quiet_since = max(self.subscribed_at, self.last_message_at)
+                if time.monotonic() - quiet_since > QUIET_SEC:
+                    return True
         return False
 
     def stop(self) -> None:

@@ -122,11 +122,11 @@ def discovery(topics: Topics, camera_id: str, name: str) -> dict[str, dict[str, 
     uid = topics.camera_uid(camera_id)
     status = topics.status(camera_id)
     active = "{{ 'online' if value_json.status == 'active' else 'offline' }}"
-    camera = {"name": name, "unique_id": uid, "object_id": uid, "topic": topics.snapshot(camera_id),
+    camera = {"name": name, "unique_id": uid, "topic": topics.snapshot(camera_id),
               "availability": [{"topic": topics.availability},
                                {"topic": status, "value_template": active}],
               "availability_mode": "all", "device": device, "origin": origin}
-    sensor = {"name": f"{name} stream", "unique_id": f"{uid}_stream", "object_id": f"{uid}_stream",
+    sensor = {"name": f"{name} stream", "unique_id": f"{uid}_stream",
               "device_class": "connectivity", "entity_category": "diagnostic", "state_topic": status,
               "value_template": "{{ 'ON' if value_json.status == 'active' else 'OFF' }}",
               "json_attributes_topic": status, "availability_topic": topics.availability,

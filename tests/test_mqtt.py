@@ -58,7 +58,6 @@ def test_contract_status_state_snapshots_discovery_and_clean_stop(rtsp, service_
         assert set(body) == STATUS_FIELDS and active.qos == 1
         assert body["previous"] == "connecting" and body["error"] is None
         assert (body["width"], body["height"]) == (640, 360) and body["backend"]
-        print(f"\nMEASURE transition -> message at subscriber: {(active.at - body['since']) * 1000:.1f} ms")
         connecting = sub.on(f"{ROOT}/cameras/front/status")[0]
         assert payload(connecting)["status"] == "connecting" and payload(connecting)["previous"] == "inactive"
 
@@ -80,6 +79,11 @@ def test_contract_status_state_snapshots_discovery_and_clean_stop(rtsp, service_
         on_demand = sub.wait_for(lambda m: m.topic == f"{ROOT}/cameras/side/snapshot", 10)
         assert on_demand.payload[:2] == b"\xff\xd8"
         print(f"MEASURE on-demand snapshot: {(on_demand.at - asked) * 1000:.0f} ms after the request")
+
+        lags = sorted((m.at - payload(m)["since"]) * 1000 for m in sub.messages
+                      if m.topic.endswith("/status") and m.payload)
+        print(f"\nMEASURE camera transition -> status message at a subscriber: {len(lags)} transitions, "
+              f"median {lags[len(lags) // 2]:.1f} ms, max {lags[-1]:.1f} ms")
 
         # Home Assistant discovery: a camera entity on the snapshot topic, a connectivity sensor.
         cam_cfg = payload(sub.wait_for(lambda m: m.topic == "homeassistant/camera/rtsp2jpg_edge-01_front/config"))
