@@ -213,10 +213,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             problem = reader.error or f"no answer from {args.broker}:{args.port} within {args.timeout:g}s"
             print(f"rtsp2jpg fleet: {problem}", file=sys.stderr)
             return 2
+        shown = fleet.version  # read before rendering: a change during the print is shown next time
         code = output(fleet, args.json, out)
         if not args.watch:
             return code
-        shown = fleet.version
         while True:  # until Ctrl-C / SIGTERM; reprint on change, at most once a second
             time.sleep(1.0)
             if fleet.version != shown:
@@ -224,8 +224,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                 if not args.json and out.isatty():
                     out.write("\x1b[2J\x1b[H")
                 code = output(fleet, args.json, out)
-    except KeyboardInterrupt:
-        return code
+    except KeyboardInterrupt:  # the verdict of what was last seen, even if ^C cut an assignment short
+        return code if code == 2 else (0 if fleet.view()["ok"] else 1)
     finally:
         reader.stop()
 

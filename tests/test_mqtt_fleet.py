@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import signal
 import subprocess
 import sys
@@ -105,16 +106,22 @@ def test_fleet_on_an_empty_broker_is_fine_and_an_unreachable_one_is_exit_2(broke
     assert down.returncode == 2 and "cannot connect to 127.0.0.1" in down.stderr
 
 
+def readline(proc: subprocess.Popen[str], timeout: float = 20.0) -> str:
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, f"fleet --watch printed nothing within {timeout}s"
+    return proc.stdout.readline()
+
+
 def test_fleet_watch_reprints_on_change_and_exits_with_the_current_verdict(broker):
     publish_retained(broker, device("rtsp2jpg", "garage-pi-01", "online", {"front": ("active", "")}))
     proc = subprocess.Popen([sys.executable, "-m", "rtsp2jpg", "fleet", "--broker", "127.0.0.1", "--port",
                              str(broker.port), "--watch", "--json"], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
-        assert json.loads(proc.stdout.readline())["ok"] is True
+        assert json.loads(readline(proc))["ok"] is True
         t = contract.Topics("rtsp2jpg", "garage-pi-01")
         publish_retained(broker, {t.status("front"): contract.status_payload(
             "error", "active", time.time(), "stream ended", Stats(time.time()))})
-        changed = json.loads(proc.stdout.readline())
+        changed = json.loads(readline(proc))
         assert changed["ok"] is False and changed["devices"][0]["cameras"][0]["error"] == "stream ended"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 1
