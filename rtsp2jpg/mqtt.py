@@ -70,7 +70,6 @@ class Publisher:
         self._connected = False  # CONNACK accepted
         self._ready = False  # ...and subscribed: paho has re-sent its own queue, our turn
         self.error: str | None = None
-        self.connects = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -201,7 +200,6 @@ class Publisher:
             return
         self._connected = True
         self.error = None
-        self.connects += 1
         log.info("MQTT: connected to %s:%d", self.cfg.host, self.cfg.port)
         client.publish(self.topics.availability, contract.ONLINE, qos=1, retain=True)  # birth, every connect
         subs = [(self.topics.request_filter, 1), (self.topics.status_filter, 1)]
