@@ -90,6 +90,14 @@ class HttpConfig:
     long_poll_timeout_sec: float = _opt(10.0, "longest wait of a ?after= long-poll", _range(0.1, 120))
     max_long_polls: int = _opt(32, "concurrent ?after= long-polls; more get 503 so they cannot starve workers",
                                _range(1, 1024))
+    stream_max_fps: float = _opt(10.0, "highest frame rate of a GET /stream/<id> MJPEG viewer (its ?fps= is capped)",
+                                 _range(0.1, 60))
+    stream_max_clients: int = _opt(3, "MJPEG viewers per camera; each holds one of http.threads while it watches",
+                                   _range(0, 256))
+    stream_max_total: int = _opt(0, "MJPEG viewers in all (0 = half of http.threads), so streams cannot take "
+                                 "every worker", _range(0, 256))
+    stream_stall_timeout_sec: float = _opt(10.0, "drop an MJPEG viewer that has not read for this long "
+                                           "(it skips frames meanwhile)", _range(1, 600))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 import bottle
 
+from rtsp2jpg import ops_routes
 from rtsp2jpg.app import PREFERENCES, ConflictError, Service
 from rtsp2jpg.camera import Camera
 from rtsp2jpg.registry import RegistryError
@@ -221,6 +222,9 @@ def make_app(service: Service) -> bottle.Bottle:
 
     app.get("/snapshot/<camera_id>.jpg", callback=snapshot)
     app.get("/snapshot/<camera_id>", callback=snapshot)
+
+    # Dashboard, MJPEG, /metrics and the plugin that counts snapshot requests (ops_routes.py).
+    ops_routes.install(app, service, protect_reads=protect_reads, camera_or_404=camera_or_404)
 
     return app
 
