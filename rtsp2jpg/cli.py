@@ -1,7 +1,8 @@
 """Command line: parses arguments, loads the config once and hands it down.
 
 Exit codes: 0 ok, 1 runtime failure (no frame, request refused), 2 bad configuration or usage,
-3 OpenCV (cv2) missing, 4 a running service could not be reached (`cameras`).
+3 OpenCV (cv2) missing, 4 a running service could not be reached (`cameras`) or the MQTT broker
+(`fleet`, which exits 1 when a camera is in error or a device offline).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 It subscribes to `<base>/+/availability`, `<base>/+/state` and `<base>/+/cameras/+/status` (never
 the snapshots), then publishes a marker to itself: the broker replays retained messages before it
 delivers the marker, so the marker says "you have the whole fleet". Exit 1 when any camera is in
-`error` or any device is `offline`; 2 when the broker cannot be read.
+`error` or any device is `offline`; 4 when the broker cannot be read (as `cameras` for a service).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+UNREACHABLE = 4  # exit code, as cli.py's "could not be reached"
 QUIET_SEC = 2.0  # no marker (publishing denied) and nothing new for this long: the replay is over
 CAMERA_FIELDS = ("status", "previous", "since", "last_seen", "error", "backend", "fps", "width", "height")
 
@@ -207,12 +208,12 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     fleet = Fleet(args.base_topic)
     reader = Reader(args, fleet)
     reader.start()
-    code = 2
+    code = UNREACHABLE
     try:
         if not reader.wait_complete(args.timeout):
             problem = reader.error or f"no answer from {args.broker}:{args.port} within {args.timeout:g}s"
             print(f"rtsp2jpg fleet: {problem}", file=sys.stderr)
-            return 2
+            return UNREACHABLE
         shown = fleet.version  # read before rendering: a change during the print is shown next time
         code = output(fleet, args.json, out)
         if not args.watch:
@@ -225,7 +226,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                     out.write("\x1b[2J\x1b[H")
                 code = output(fleet, args.json, out)
     except KeyboardInterrupt:  # the verdict of what was last seen, even if ^C cut an assignment short
-        return code if code == 2 else (0 if fleet.view()["ok"] else 1)
+        return code if code == UNREACHABLE else (0 if fleet.view()["ok"] else 1)
     finally:
         reader.stop()
 
@@ -234,7 +235,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     """The `fleet` subcommand's arguments (cli.py calls this)."""
     p = sub.add_parser("fleet", help="print every device and camera from the broker's retained topics",
                        description="Exit 0 when all is well, 1 when a camera is in error or a device "
-                                   "offline, 2 when the broker cannot be read.")
+                                   "offline, 4 when the broker cannot be read.")
     p.add_argument("--broker", default="localhost", help="broker host (default: localhost)")
     p.add_argument("--port", type=int, default=None, help="broker port (default: 1883, 8883 with TLS)")
     p.add_argument("--base-topic", default="rtsp2jpg", help="base topic of the devices (default: rtsp2jpg)")

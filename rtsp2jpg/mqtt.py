@@ -70,12 +70,17 @@ class Publisher:
         self._connected = False  # CONNACK accepted
         self._ready = False  # ...and subscribed: paho has re-sent its own queue, our turn
         self.error: str | None = None
+        self.published = {"status": 0, "state": 0, "snapshot": 0, "discovery": 0, "clear": 0}  # for /metrics
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
 
     # -- public ----------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
 
     @property
     def state(self) -> str:
@@ -136,6 +141,7 @@ class Publisher:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return False
         self._snapshot_inflight[camera_id] = info
+        self.published["snapshot"] += 1
         return True
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -308,10 +314,14 @@ class Publisher:
             pending_hass = self._hass_all_at
         return None if pending_hass is None else max(0.0, pending_hass - time.monotonic())
 
-    def _send(self, topic: str, payload: Any, retain: bool = True) -> bool:
+    def _send(self, topic: str, payload: Any, kind: str) -> bool:
+        """Retained, QoS 1; False only when paho's bounded queue is full (a slow broker)."""
         data = payload if isinstance(payload, str | bytes) else json.dumps(payload, separators=(",", ":"))
-        info = self.client.publish(topic, data, qos=1, retain=retain)
-        return info.rc != mqtt.MQTT_ERR_QUEUE_SIZE
+        info = self.client.publish(topic, data, qos=1, retain=True)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            return False
+        self.published[kind] += 1
+        return True
 
     def _publish_status(self, change: StatusChange) -> bool:
         cam = self.service.camera(change.camera_id)
@@ -319,19 +329,19 @@ class Publisher:
             return True
         payload = contract.status_payload(change.status.value, change.previous.value, change.since,
                                           change.error, cam.stats)
-        return self._send(self.topics.status(change.camera_id), payload)
+        return self._send(self.topics.status(change.camera_id), payload, "status")
 
     def _publish_state(self, camera_ids: list[str]) -> bool:
         caps = self.service.backend.capabilities
         payload = contract.state_payload(self.service.started_at, camera_ids, socket.gethostname(),
                                          dict(getattr(caps, "decoders", {}) or {}))
-        return self._send(self.topics.state, payload)
+        return self._send(self.topics.state, payload, "state")
 
     def _publish_discovery(self, camera_id: str) -> bool:
         cam = self.service.camera(camera_id)
         if cam is None:
             return True
-        return all(self._send(topic, payload)
+        return all(self._send(topic, payload, "discovery")
                    for topic, payload in contract.discovery(self.topics, camera_id, cam.name).items())
 
     def _clear(self, camera_id: str) -> bool:
@@ -339,7 +349,7 @@ class Publisher:
         found = [self.topics.status(camera_id), self.topics.snapshot(camera_id)]
         if self.cfg.homeassistant.enabled:
             found += [self.topics.ha_camera(camera_id), self.topics.ha_connectivity(camera_id)]
-        return all(self._send(topic, b"") for topic in found)
+        return all(self._send(topic, b"", "clear") for topic in found)
 
     def _sweep(self, stale: set[str], latest: dict[str, StatusChange]) -> bool:
         """Retained statuses of cameras this device no longer has (removed from the file while down)."""

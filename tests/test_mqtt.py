@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +126,9 @@ def test_contract_status_state_snapshots_discovery_and_clean_stop(rtsp, service_
         held = retained(broker, "#")
         assert not [t for t in held if gone in t]
         assert svc.get("/health").json()["mqtt"] == "connected"
+        metrics = svc.get("/metrics").body.decode()
+        assert "rtsp2jpg_mqtt_connected 1" in metrics
+        assert re.search(r'rtsp2jpg_mqtt_messages_published_total\{kind="snapshot"\} [1-9]', metrics)
 
         # SIGTERM: the cameras' last transitions, then `offline` published by the service itself.
         assert svc.stop() == 0

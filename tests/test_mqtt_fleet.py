@@ -98,12 +98,12 @@ def test_fleet_prints_every_device_and_sets_the_exit_code(broker):
     assert other.returncode == 1 and "other-04" in other.stdout
 
 
-def test_fleet_on_an_empty_broker_is_fine_and_an_unreachable_one_is_exit_2(broker):
+def test_fleet_on_an_empty_broker_is_fine_and_an_unreachable_one_is_exit_4(broker):
     empty = fleet(broker, "--json")
     assert empty.returncode == 0 and json.loads(empty.stdout)["summary"]["devices"] == 0
     down = subprocess.run([sys.executable, "-m", "rtsp2jpg", "fleet", "--broker", "127.0.0.1", "--port",
                            str(free_port()), "--timeout", "3"], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert down.returncode == 2 and "cannot connect to 127.0.0.1" in down.stderr
+    assert down.returncode == 4 and "cannot connect to 127.0.0.1" in down.stderr
 
 
 def readline(proc: subprocess.Popen[str], timeout: float = 20.0) -> str:
