@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from mosquitto import Mosquitto, Subscriber, make_ca
@@ -30,6 +32,12 @@ def test_tls_with_the_right_ca_connects_and_a_wrong_ca_is_a_clear_error(service_
             assert bad.log().count("certificate verify failed") == 1  # retried quietly, not a log flood
             assert not sub.on("rtsp2jpg/tls-bad/availability")
             assert bad.stop() == 0 and good.stop() == 0
+        fleet = [sys.executable, "-m", "rtsp2jpg", "fleet", "--broker", "127.0.0.1", "--port", str(broker.tls_port),
+                 "--json", "--timeout", "5"]
+        ok = subprocess.run([*fleet, "--ca-file", str(broker.ca_cert)], capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 1 and "tls-ok" in ok.stdout  # tls-ok stopped cleanly: offline
+        wrong = subprocess.run([*fleet, "--ca-file", str(wrong_ca)], capture_output=True, text=True, timeout=60)
+        assert wrong.returncode == 4 and "certificate verify failed" in wrong.stderr
     finally:
         broker.stop()
 
