@@ -173,7 +173,7 @@ class Publisher:
         if stopper.is_alive():
             log.warning("MQTT: network thread still busy at the stop deadline; leaving it behind")
         self._connected = self._ready = False
-        log.info("MQTT: disconnected")
+        log.info("MQTT: stopped")
 
     # -- paho set-up and callbacks (paho's thread: flags only) ----------------------------------
 
