@@ -1,6 +1,6 @@
 """Service: builds and owns everything (registry, cameras, listeners); `run()` serves it over HTTP.
 
-Start reads top to bottom (registry -> listeners -> cameras -> HTTP); stop undoes it in reverse,
+Start reads top to bottom (registry -> publisher -> cameras -> HTTP); stop undoes it in reverse,
 within a deadline, and is safe to call twice.
 """
 
@@ -60,9 +60,10 @@ def default_backend(cfg: Config) -> Backend:
 
 
 class Service:
-    """Owns the Registry, the status listeners and `{id: Camera}`."""
+    """Owns the Registry, the MQTT publisher (if enabled), the status listeners and `{id: Camera}`."""
 
-    def __init__(self, config: Config, backend: Backend, registry: Registry | None = None) -> None:
+    def __init__(self, config: Config, backend: Backend, registry: Registry | None = None,
+                 publisher: Any = None) -> None:
         self.config = config
         self.backend = backend
         self.registry = registry or Registry(config.storage.db_path)
@@ -71,6 +72,13 @@ class Service:
         self._lock = threading.Lock()
         self._listeners: list[Callable[[StatusChange], None]] = []
         self._stopped = False
+        if publisher is None and config.mqtt.enabled:
+            from rtsp2jpg.mqtt import Publisher  # paho is needed only when MQTT is on
+
+            publisher = Publisher(self)
+        self.publisher = publisher
+        if publisher is not None:
+            self.add_listener(publisher.on_status)
         self.last_tick = time.monotonic()
         self.dead_threads: list[str] = []
         self._stop_supervisor = threading.Event()
@@ -83,6 +91,8 @@ class Service:
         self._listeners.append(listener)
 
     def start(self) -> None:
+        if self.publisher is not None:
+            self.publisher.start()  # before cameras, so their first transitions are published
         for cam in self.config.cameras:
             self._start_camera(cam.id, cam.name, cam.url, cam.capture, source="config")
         for reg in self.registry.all():
@@ -110,6 +120,8 @@ class Service:
         stuck = [c.id for c in cameras if not c.join(deadline - time.monotonic())]
         if stuck:
             log.warning("%d capture thread(s) did not stop in time: %s", len(stuck), ", ".join(stuck))
+        if self.publisher is not None:
+            self.publisher.stop()  # publishes the cameras' last transitions, then `offline`; bounded
         self.registry.close()
 
     # -- supervision -----------------------------------------------------------------------------
@@ -203,6 +215,8 @@ class Service:
         if cam is not None:
             cam.stop()
             log.info("%s: unregistered", camera_id)
+        if self.publisher is not None and (removed or cam is not None):
+            self.publisher.forget(camera_id)  # clears its retained status, snapshot and discovery
         return removed or cam is not None
 
     def counts(self) -> dict[str, int]:
@@ -220,7 +234,12 @@ class Service:
                 "decoders": dict(getattr(caps, "decoders", {})),
                 "board": getattr(caps, "board", "generic"),
                 "board_model": getattr(caps, "board_model", ""),
-                "cameras": self.counts(), "mqtt": "disabled"}
+                "cameras": self.counts(), **self._mqtt_health()}
+
+    def _mqtt_health(self) -> dict[str, Any]:
+        if self.publisher is None:
+            return {"mqtt": "disabled"}
+        return {"mqtt": self.publisher.state, "mqtt_error": self.publisher.error}
 
 
 def probe_http(host: str, port: int, timeout: float) -> str | None:
