@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,7 @@ class SourceSpec:
     # > 0: the source keeps only its newest frame by itself (appsink drop=true max-buffers=1), so the
     # camera grabs when a reader wants a frame or every poll_sec, not every frame (see Camera._pause).
     poll_sec: float = 0.0
+    open_timeout_sec: float = 10.0  # GStreamer: longest wait for the first frame (OpenCV 4.6 has none)
 
     def __repr__(self) -> str:  # keep passwords out of reprs that end up in tracebacks
         return f"SourceSpec({self.label!r})"
@@ -110,7 +112,7 @@ def _gstreamer_sources(url: str, cfg: CaptureConfig, caps: Capabilities) -> list
     if not caps.backends.get("gstreamer"):
         return []
     return [SourceSpec(p.label, "gstreamer", p.description, pixel_format=p.format, codec=p.codec,
-                       poll_sec=0.0 if p.keyframes_only else GST_POLL_SEC)
+                       poll_sec=0.0 if p.keyframes_only else GST_POLL_SEC, open_timeout_sec=cfg.open_timeout_sec)
             for p in decoders.gst_pipelines(url, cfg, caps.elements, caps.board)]
 
 
@@ -150,12 +152,16 @@ def configure_ffmpeg(transport: str) -> None:
 class Capture:
     """An opened cv2.VideoCapture: grab every frame, retrieve only the ones someone wants."""
 
-    def __init__(self, spec: SourceSpec, cap: Any) -> None:
+    def __init__(self, spec: SourceSpec, cap: Any, primed: bool = False) -> None:
         self.spec = spec
         self._cap = cap
         self._to_bgr = _TO_BGR.get(spec.pixel_format)
+        self._primed = primed  # a first frame was grabbed while opening: the next grab() is free
 
     def grab(self) -> bool:
+        if self._primed:
+            self._primed = False
+            return True
         return bool(self._cap.grab())
 
     def retrieve(self) -> np.ndarray | None:
@@ -182,9 +188,57 @@ class Capture:
         self._cap.release()
 
 
+def _open_gstreamer(spec: SourceSpec) -> Capture:
+    """Open a GStreamer pipeline and wait for its first frame at most `spec.open_timeout_sec`.
+
+    OpenCV 4.6's GStreamer backend has no open or read timeout: a server that accepts PLAY and
+    sends nothing keeps the first grab() waiting for ever. So the open and the first grab run in a
+    helper thread; past the timeout the caller moves on and the helper releases the capture if
+    its grab ever returns (if it never does, that thread and pipeline stay behind: logged).
+    """
+    lock = threading.Lock()
+    done = threading.Event()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        cap = None
+        ok = False
+        try:
+            cap = cv2.VideoCapture(spec.target, cv2.CAP_GSTREAMER)
+            ok = bool(cap.isOpened() and cap.grab())
+        except cv2.error as e:
+            box["error"] = redact(str(e)).strip()
+        with lock:
+            box.update(cap=cap, ok=ok)
+            abandoned = box.get("abandoned", False)
+            done.set()
+        if abandoned and cap is not None:
+            cap.release()
+            log.info("%s: an abandoned open finally returned; released", spec.label)
+
+    threading.Thread(target=work, name=f"open-{spec.label}", daemon=True).start()
+    done.wait(spec.open_timeout_sec)
+    with lock:
+        if not done.is_set():
+            box["abandoned"] = True
+            log.warning("%s: no frame within %.0fs; the blocked open is left to finish in the background",
+                        spec.label, spec.open_timeout_sec)
+            raise SourceError(f"{spec.label}: no frame within the open timeout")
+    cap = box.get("cap")
+    if box.get("error"):
+        raise SourceError(f"{spec.label}: {box['error']}")
+    if not box.get("ok"):
+        if cap is not None:
+            cap.release()
+        raise SourceError(f"{spec.label}: could not open the stream (unreachable, refused, no frame)")
+    return Capture(spec, cap, primed=True)
+
+
 def open_source(spec: SourceSpec) -> Capture:
     """Open `spec` (blocking at most its open timeout); raise SourceError with a redacted reason."""
-    api = cv2.CAP_FFMPEG if spec.backend == "ffmpeg" else cv2.CAP_GSTREAMER
+    if spec.backend == "gstreamer":
+        return _open_gstreamer(spec)
+    api = cv2.CAP_FFMPEG
     try:
         cap = cv2.VideoCapture(spec.target, api, list(spec.params))
     except cv2.error as e:
