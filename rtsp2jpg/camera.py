@@ -172,10 +172,13 @@ class Camera:
         if self._winner in sources:
             sources.remove(self._winner)
             sources.insert(0, self._winner)
-        # Only when the codec decides between candidates: every probe is one more connection, and
-        # some servers (GStreamer's RTSP server) stumble over connections that come and go at once.
+        # Only when the codec decides between hardware candidates (a failing hardware trial can cost
+        # seconds; a software one fails in a fraction of one): every probe is one more connection
+        # just before the real one, and GStreamer's RTSP server (the demo) answered that with 503
+        # or a stream that never started. After a failed trial the probe says why (see _open).
         codecs = {getattr(spec, "codec", "") for spec in sources} - {""}
-        if self._probe is None or len(codecs) < 2:
+        hardware = any(getattr(spec, "hardware", False) for spec in sources)
+        if self._probe is None or len(codecs) < 2 or not hardware:
             return sources
         info = self._probe(self.url, self.cfg.open_timeout_sec)
         if info.error:
@@ -208,7 +211,8 @@ class Camera:
             reasons.append(f"{getattr(spec, 'label', spec)}: opened but no frame within the timeout")
         if not reasons:
             reasons.append("no capture source available for this camera")
-        self._set_status(Status.ERROR, "; ".join(reasons))
+        why = self._probe(self.url, self.cfg.open_timeout_sec) if self._probe is not None and sources else None
+        self._set_status(Status.ERROR, why.error if why is not None and why.error else "; ".join(reasons))
         return None
 
     def _session(self) -> None:

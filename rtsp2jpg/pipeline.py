@@ -49,6 +49,7 @@ class SourceSpec:
     # > 0: the source keeps only its newest frame by itself (appsink drop=true max-buffers=1), so the
     # camera grabs when a reader wants a frame or every poll_sec, not every frame (see Camera._pause).
     poll_sec: float = 0.0
+    hardware: bool = False  # a hardware decoder: worth an RTSP DESCRIBE to skip the other codec's
     open_timeout_sec: float = 10.0  # GStreamer: longest wait for the first frame (OpenCV 4.6 has none)
 
     def __repr__(self) -> str:  # keep passwords out of reprs that end up in tracebacks
@@ -112,7 +113,8 @@ def _gstreamer_sources(url: str, cfg: CaptureConfig, caps: Capabilities) -> list
     if not caps.backends.get("gstreamer"):
         return []
     return [SourceSpec(p.label, "gstreamer", p.description, pixel_format=p.format, codec=p.codec,
-                       poll_sec=0.0 if p.keyframes_only else GST_POLL_SEC, open_timeout_sec=cfg.open_timeout_sec)
+                       poll_sec=0.0 if p.keyframes_only else GST_POLL_SEC, open_timeout_sec=cfg.open_timeout_sec,
+                       hardware=p.hardware)
             for p in decoders.gst_pipelines(url, cfg, caps.elements, caps.board)]
 
 

@@ -33,7 +33,7 @@ def active(svc, camera_id: str, timeout: float = 30) -> dict:
     return svc.status(camera_id)
 
 
-def test_h264_and_h265_decode_in_software_with_codec_from_the_sdp(service_factory, rtsp) -> None:
+def test_h264_and_h265_decode_in_software_codec_found_by_trial(service_factory, rtsp) -> None:
     svc = service_factory({"capture": FAST, "cameras": [{"id": "avc", "url": rtsp.url("cam")}]})
     active(svc, "avc")
     # The second camera starts once the first is up: the demo server stumbles over simultaneous

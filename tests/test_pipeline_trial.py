@@ -21,6 +21,7 @@ from rtsp2jpg.rtsp import ProbeResult
 class Spec:
     label: str
     codec: str = ""
+    hardware: bool = False
 
 
 class Capture:
@@ -40,7 +41,7 @@ class Capture:
 
 
 CFG = CaptureConfig(reconnect_delay_sec=0.01, reconnect_max_delay_sec=0.02, stop_timeout_sec=2.0)
-SOURCES = [Spec("gstreamer/nvv4l2decoder", "h264"), Spec("gstreamer/avdec_h264", "h264"),
+SOURCES = [Spec("gstreamer/nvv4l2decoder", "h264", True), Spec("gstreamer/avdec_h264", "h264"),
            Spec("gstreamer/avdec_h265", "h265"), Spec("ffmpeg")]
 
 
@@ -94,6 +95,29 @@ def test_probe_codec_skips_other_codec_chains() -> None:
     cam, tried = run_camera(opener, probe=lambda url, timeout: ProbeResult(codec="h265", status=200),
                             until=lambda c, t: c.status == Status.ACTIVE and c.stats.backend)
     assert tried == ["gstreamer/avdec_h265"]
+
+
+def test_no_probe_before_software_only_trials_but_after_they_fail() -> None:
+    probes: list[str] = []
+
+    def probe(url: str, timeout: float) -> ProbeResult:
+        probes.append(url)
+        return ProbeResult(status=401, error="authentication failed (401): wrong user name or password")
+
+    tried: list[str] = []
+
+    def opener(spec: Spec) -> Capture:
+        tried.append(spec.label)
+        raise RuntimeError(f"{spec.label}: could not open the stream")
+
+    cam = Camera("c1", "", "rtsp://h/x", CFG, [s for s in SOURCES if "nvv4l2" not in s.label],
+                 open_source=opener, on_status=lambda c: None, probe=probe)
+    cam.start()
+    assert wait_until(lambda: cam.status == Status.ERROR, 10)
+    error = cam.describe()["error"]
+    cam.stop()
+    assert tried[:3] == ["gstreamer/avdec_h264", "gstreamer/avdec_h265", "ffmpeg"]  # tried before any probe
+    assert probes and error.startswith("authentication failed (401)")
 
 
 def test_probe_error_is_the_status_and_nothing_is_opened() -> None:
