@@ -62,6 +62,10 @@ class Stats:
     backend: str = ""
 
 
+# rtspcheck.Diagnosis kinds that settle an open attempt without asking OpenCV.
+DEFINITE_FAILURES = frozenset({"refused", "unreachable", "no_answer", "auth", "not_found"})
+
+
 def looks_blank(image: Any) -> bool:
     """FFmpeg conceals what it cannot decode (no keyframe yet, garbled references) as flat mid-grey.
 
@@ -189,17 +193,20 @@ class Camera:
             return None
 
     def _open(self) -> Capture | None:
-        """Try each source in order; the first that opens and yields a frame wins."""
-        if self._auth_failures:
-            # The password was wrong last time: ask once ourselves before FFmpeg adds its own failed login.
-            diagnosis = self._check()
-            if diagnosis is not None and diagnosis.is_auth:
-                self._auth_failures += 1
-                self._set_status(Status.ERROR, diagnosis.message)
-                return None
-            self._auth_failures = 0
+        """Try each source in order; the first that opens and yields a frame wins.
+
+        Our own RTSP DESCRIBE goes first: OpenCV 4.6 opens FFmpeg captures under one process-wide
+        mutex, so a camera that never answers held every other camera's (re)connect back for its
+        whole open timeout. Only a definite answer (refused, silent, 401/403, 404) stops here;
+        anything the probe cannot judge is left to the real sources.
+        """
+        diagnosis = self._check()
+        if diagnosis is not None and diagnosis.kind in DEFINITE_FAILURES:
+            self._auth_failures = self._auth_failures + 1 if diagnosis.is_auth else 0
+            self._set_status(Status.ERROR, diagnosis.message)
+            return None
+        self._auth_failures = 0
         reasons = []
-        opened = False
         for spec in self._sources:
             if self._stop.is_set():
                 return None
@@ -208,18 +215,12 @@ class Camera:
             except Exception as e:
                 reasons.append(redact(str(e)))
                 continue
-            opened = True
             if capture.grab():
                 return capture
             capture.release()
             reasons.append(f"{getattr(spec, 'label', spec)}: opened but no frame within the timeout")
         if not reasons:
             reasons.append("no capture source available for this camera")
-        elif not opened and not self._stop.is_set():
-            diagnosis = self._check()
-            if diagnosis is not None and diagnosis.kind != "ok":
-                reasons.append(diagnosis.message)
-                self._auth_failures = 1 if diagnosis.is_auth else 0
         self._set_status(Status.ERROR, "; ".join(reasons))
         return None
 

@@ -1,7 +1,7 @@
 """Why did a camera fail to open? One RTSP DESCRIBE of our own, because OpenCV only says "not opened".
 
 FFmpeg prints the real reason ("401 Unauthorized") to stderr, where no code can attribute it to a
-camera. After a failed open the camera thread asks `diagnose()`, which speaks just enough RTSP
+camera. Before each open the camera thread asks `diagnose()`, which speaks just enough RTSP
 (DESCRIBE with Basic or Digest credentials) to tell refused / silent / wrong password / unknown path
 apart, so `/status` says why and the backoff can be stretched for credential failures (cameras lock
 an account after a few wrong passwords). rtsps:// is not diagnosed (no TLS here); None = no idea.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import socket
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -63,9 +64,17 @@ def _authorization(challenge: str, method: str, url: str, user: str, password: s
         realm, nonce = params.get("realm", ""), params.get("nonce", "")
         ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()  # noqa: S324 - RTSP Digest is MD5
         ha2 = hashlib.md5(f"{method}:{url}".encode()).hexdigest()  # noqa: S324
-        response = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()  # noqa: S324
+        qop = "auth" if "auth" in [q.strip() for q in params.get("qop", "").split(",")] else ""
+        if qop:  # RFC 2617 with qop=auth; without qop, RFC 2069 (what most cameras ask for)
+            cnonce = secrets.token_hex(8)
+            response = hashlib.md5(f"{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}".encode()).hexdigest()  # noqa: S324
+            extra = f', qop=auth, nc=00000001, cnonce="{cnonce}"'
+        else:
+            response = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()  # noqa: S324
+            extra = ""
+        opaque = f', opaque="{params["opaque"]}"' if "opaque" in params else ""
         return (f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{url}", '
-                f'response="{response}"')
+                f'response="{response}"{extra}{opaque}')
     return None
 
 
