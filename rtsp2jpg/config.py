@@ -97,7 +97,8 @@ class CaptureConfig:
 class HttpConfig:
     host: str = _opt("0.0.0.0", "listen address")
     port: int = _opt(8080, "listen port (0 = any free port)", _range(0, 65535))
-    threads: int = _opt(8, "Waitress worker threads", _range(1, 256))
+    threads: int = _opt(40, "Waitress worker threads: max_long_polls of them may wait in long-polls, the rest "
+                        "serve everything else", _range(1, 256))
     api_key: str = _opt("", "API key for mutating endpoints and /cameras; empty = loopback-only mutations")
     protect_snapshots: bool = _opt(False, "require the API key for snapshots and status too")
     max_body_bytes: int = _opt(16384, "largest accepted request body", _range(256, 1048576))

@@ -64,6 +64,16 @@ def _number(name: str, kind: type, lo: float, hi: float) -> Any:
     return value
 
 
+def long_poll_slots(threads: int, max_long_polls: int) -> int:
+    """Long-polls may hold at most this many Waitress workers; the rest stay free for everything else.
+
+    With 8 workers and max_long_polls 32, eight parked ?after= requests took every worker and a
+    /health waited behind them for the whole long-poll timeout (times four batches).
+    """
+    reserve = 8 if threads >= 16 else threads // 2
+    return max(1, min(max_long_polls, threads - reserve))
+
+
 def camera_json(cam: Camera) -> dict[str, Any]:
     return {"id": cam.id, "token": cam.id, "name": cam.name, "url": redact(cam.url), "source": cam.source,
             "status": cam.status.value, "last_seen": cam.stats.last_seen or None,
@@ -74,7 +84,7 @@ def camera_json(cam: Camera) -> dict[str, Any]:
 def make_app(service: Service) -> bottle.Bottle:
     app = bottle.Bottle()
     http = service.config.http
-    long_polls = threading.BoundedSemaphore(http.max_long_polls)
+    long_polls = threading.BoundedSemaphore(long_poll_slots(http.threads, http.max_long_polls))
 
     def json_error(err: bottle.HTTPError) -> str:
         bottle.response.content_type = "application/json"
