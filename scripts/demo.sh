@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-.venv/bin/python -m rtsp2jpg.demo --host 127.0.0.1 --port "${DEMO_RTSP_PORT:-8554}" --stream demo=640x360@25:h264 &
-demo_pid=$!
-trap 'kill "$demo_pid" 2>/dev/null || true' EXIT
 export DEMO_RTSP_PORT="${DEMO_RTSP_PORT:-8554}"
+ready="$(mktemp)"
+.venv/bin/python -m rtsp2jpg.demo --host 127.0.0.1 --port "$DEMO_RTSP_PORT" --stream demo=640x360@25:h264 >"$ready" &
+demo_pid=$!
+trap 'kill "$demo_pid" 2>/dev/null || true; rm -f "$ready"' EXIT
+for _ in $(seq 100); do grep -q READY "$ready" && break; sleep 0.1; done
 echo "open http://localhost:${RTSP2JPG_HTTP_PORT:-8080}/snapshot/demo (Ctrl-C stops)" >&2
 .venv/bin/rtsp2jpg serve --config config/demo.yaml "$@"

@@ -33,8 +33,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv --system-site-packages .venv
 fi
 extra=""
-if [ "${1:-}" = "--test" ]; then extra="[test]"; fi
-.venv/bin/pip install -q --disable-pip-version-check -e ".${extra}" >&2
-if [ -f scripts/test-requirements.txt ] && [ "${1:-}" = "--test" ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -r scripts/test-requirements.txt >&2
+stamp=.venv/.installed
+if [ "${1:-}" = "--test" ]; then extra="[test]"; stamp=.venv/.installed-test; fi
+# pip is slow on a Pi: skip it when nothing it installs from has changed since the last run.
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || { [ -f scripts/test-requirements.txt ] && [ scripts/test-requirements.txt -nt "$stamp" ]; }; then
+  .venv/bin/pip install -q --disable-pip-version-check -e ".${extra}" >&2
+  if [ -f scripts/test-requirements.txt ] && [ "${1:-}" = "--test" ]; then
+    .venv/bin/pip install -q --disable-pip-version-check -r scripts/test-requirements.txt >&2
+  fi
+  touch "$stamp"
 fi
