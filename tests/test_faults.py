@@ -161,11 +161,11 @@ def test_sigterm_with_16_cameras_some_stuck_exits_within_the_deadline(service_fa
             assert svc.post("/register", {"rtsp_url": dry.url(f"d{i}")}).status == 200
         relay.stall()  # two cameras now block in read(), six in open(), six wait for RTP that never comes
         wait_until(lambda: dry.count("PLAY") >= 1 and silent.connections >= 6, 20)
+        assert len(svc.get("/cameras").json()) == 16
         time.sleep(1)
         started = time.monotonic()
         code = svc.stop(timeout=slow["stop_timeout_sec"] + 10)
         took = time.monotonic() - started
-        assert len(svc.get("/cameras").json()) == 16
         print(f"SIGTERM with 16 cameras (14 stuck): exited {code} after {took:.2f}s "
               f"(stop_timeout_sec={slow['stop_timeout_sec']})")
         assert code == 0

@@ -148,7 +148,7 @@ def test_kill9_during_writes_never_corrupts_the_registry(tmp_path):
     """Four writers register/unregister flat out; kill -9 lands mid-write, three times."""
     db = tmp_path / "registry.db"
     acknowledged: set[str] = set()
-    removed: set[str] = set()
+    removed: set[str] = set()  # unregister attempted
     for round_ in range(3):
         svc = ServiceProcess(tmp_path / f"svc{round_}", {"storage": {"db_path": str(db)},
                                                        "capture": {"reconnect_delay_sec": 30}}).start()
@@ -166,9 +166,9 @@ def test_kill9_during_writes_never_corrupts_the_registry(tmp_path):
                             acknowledged.add(r.json()["id"])
                         if i % 3 == 0:
                             cam = r.json()["id"]
-                            if svc.post(f"/unregister/{cam}", timeout=5).status == 200:
-                                with lock:
-                                    removed.add(cam)
+                            with lock:  # an unregister cut off by the kill may or may not have committed
+                                removed.add(cam)
+                            svc.post(f"/unregister/{cam}", timeout=5)
                 except OSError:
                     return
 

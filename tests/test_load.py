@@ -101,7 +101,8 @@ def test_64_clients_8_cameras_zero_errors_fresh_frames_flat_memory(service_facto
     n = len(latencies)
     print(f"\nload: {CLIENTS} clients x {CAMERAS} cameras for {elapsed:.1f}s: {n} requests, {n / elapsed:.0f} req/s, "
           f"latency p50 {_pct(latencies, 50) * 1000:.1f} ms p99 {_pct(latencies, 99) * 1000:.1f} ms, "
-          f"frame age p50 {_pct(ages, 50) * 1000:.0f} ms p99 {_pct(ages, 99) * 1000:.0f} ms max {max(ages) * 1000:.0f} ms, "
+          f"frame age p50 {_pct(ages, 50) * 1000:.0f} ms p99 {_pct(ages, 99) * 1000:.0f} ms "
+          f"max {max(ages) * 1000:.0f} ms, "
           f"errors {len(errors)}, RSS {rss_start / 1024:.0f} -> {rss_end / 1024:.0f} MB "
           f"(peak {max(rss_samples) / 1024:.0f} MB)")
     assert not errors, errors[:5]
