@@ -61,11 +61,29 @@ def test_passwords_never_leave_the_process(service_factory, rtsp, tmp_path):
         for r in responses:
             blob = r.body.decode("latin-1") + json.dumps(r.headers)
             assert not _leaks(blob), (r.status, blob[:500])
+        # Every GET route the app documents (dashboard, metrics, streams as they land), for every camera.
+        for path in svc.get("/openapi.json").json()["paths"]:
+            for cam in ("good", "locked", silent_id):
+                blob = _fetch_some(svc.port, path.replace("{camera_id}", cam))
+                assert not _leaks(blob), (path, blob[:500])
         assert svc.get("/snapshot/good").status == 200
         assert svc.stop() == 0
     log = svc.log()
     assert not _leaks(log), [line for line in log.splitlines() if _leaks(line)][:5]
     assert "rejected the user name or password" in log  # the reason is there, just not the secret
+
+
+def _fetch_some(port: int, path: str, limit: int = 1 << 20) -> str:
+    """Status line, headers and up to `limit` body bytes (an MJPEG stream never ends)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return f"{resp.status} {resp.getheaders()} " + resp.read(limit).decode("latin-1")
+    finally:
+        conn.close()
 
 
 def test_native_stderr_redactor_filters_fd2(tmp_path):
