@@ -1,6 +1,7 @@
 """Command line: parses arguments, loads the config once and hands it down.
 
-Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage, 3 OpenCV (cv2) missing.
+Exit codes: 0 ok, 1 runtime failure (no frame, request refused), 2 bad configuration or usage,
+3 OpenCV (cv2) missing, 4 a running service could not be reached (`cameras`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rtsp2jpg import __version__, config, logs
+from rtsp2jpg import __version__, config, logs, tools
 from rtsp2jpg.urls import redact
 
 log = logging.getLogger("rtsp2jpg")
@@ -76,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the configuration and exit")
     check.add_argument("config", nargs="?", help="YAML config file (default: $RTSP2JPG_CONFIG)")
     check.set_defaults(func=cmd_check_config)
+
+    tools.add_parsers(sub)  # probe, snapshot, cameras
     return parser
 
 

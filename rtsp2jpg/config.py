@@ -97,14 +97,22 @@ class CaptureConfig:
 class HttpConfig:
     host: str = _opt("0.0.0.0", "listen address")
     port: int = _opt(8080, "listen port (0 = any free port)", _range(0, 65535))
-    threads: int = _opt(40, "Waitress worker threads: max_long_polls of them may wait in long-polls, the rest "
-                        "serve everything else", _range(1, 256))
+    threads: int = _opt(64, "Waitress worker threads: MJPEG viewers and long-polls each get a bounded share, "
+                        "8 always stay free for snapshots and the API", _range(1, 256))
     api_key: str = _opt("", "API key for mutating endpoints and /cameras; empty = loopback-only mutations")
     protect_snapshots: bool = _opt(False, "require the API key for snapshots and status too")
     max_body_bytes: int = _opt(16384, "largest accepted request body", _range(256, 1048576))
     long_poll_timeout_sec: float = _opt(10.0, "longest wait of a ?after= long-poll", _range(0.1, 120))
     max_long_polls: int = _opt(32, "concurrent ?after= long-polls; more get 503 so they cannot starve workers",
                                _range(1, 1024))
+    stream_max_fps: float = _opt(10.0, "highest frame rate of a GET /stream/<id> MJPEG viewer (its ?fps= is capped)",
+                                 _range(0.1, 60))
+    stream_max_clients: int = _opt(3, "MJPEG viewers per camera; each holds one of http.threads while it watches",
+                                   _range(0, 256))
+    stream_max_total: int = _opt(0, "MJPEG viewers in all (0 = half of http.threads), so streams cannot take "
+                                 "every worker", _range(0, 256))
+    stream_stall_timeout_sec: float = _opt(10.0, "drop an MJPEG viewer that has not read for this long "
+                                           "(it skips frames meanwhile)", _range(1, 600))
 
 
 @dataclass(frozen=True)

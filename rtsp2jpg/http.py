@@ -16,7 +16,7 @@ from typing import Any
 
 import bottle
 
-from rtsp2jpg import openapi
+from rtsp2jpg import openapi, ops_routes
 from rtsp2jpg.app import PREFERENCES, ConflictError, Service
 from rtsp2jpg.camera import Camera
 from rtsp2jpg.registry import RegistryError
@@ -64,14 +64,15 @@ def _number(name: str, kind: type, lo: float, hi: float) -> Any:
     return value
 
 
-def long_poll_slots(threads: int, max_long_polls: int) -> int:
-    """Long-polls may hold at most this many Waitress workers; the rest stay free for everything else.
+def long_poll_slots(threads: int, max_long_polls: int, streams: int = 0) -> int:
+    """Long-polls may hold at most this many Waitress workers; MJPEG viewers (`streams` of them at
+    most) and a reserve of workers stay free for everything else.
 
     With 8 workers and max_long_polls 32, eight parked ?after= requests took every worker and a
     /health waited behind them for the whole long-poll timeout (times four batches).
     """
     reserve = 8 if threads >= 16 else threads // 2
-    return max(1, min(max_long_polls, threads - reserve))
+    return max(1, min(max_long_polls, threads - reserve - streams))
 
 
 def camera_json(cam: Camera) -> dict[str, Any]:
@@ -84,7 +85,9 @@ def camera_json(cam: Camera) -> dict[str, Any]:
 def make_app(service: Service) -> bottle.Bottle:
     app = bottle.Bottle()
     http = service.config.http
-    long_polls = threading.BoundedSemaphore(long_poll_slots(http.threads, http.max_long_polls))
+    # The MJPEG viewer budget as ops_routes computes it: long-polls and streams must not add up to every worker.
+    streams = (http.stream_max_total or max(1, http.threads // 2)) if http.stream_max_clients else 0
+    long_polls = threading.BoundedSemaphore(long_poll_slots(http.threads, http.max_long_polls, streams))
 
     def json_error(err: bottle.HTTPError) -> str:
         bottle.response.content_type = "application/json"
@@ -243,6 +246,9 @@ def make_app(service: Service) -> bottle.Bottle:
 
     app.get("/snapshot/<camera_id>.jpg", callback=snapshot)
     app.get("/snapshot/<camera_id>", callback=snapshot)
+
+    # Dashboard, MJPEG, /metrics and the plugin that counts snapshot requests (ops_routes.py).
+    ops_routes.install(app, service, protect_reads=protect_reads, camera_or_404=camera_or_404)
 
     @app.get("/openapi.json")
     def openapi_json() -> dict[str, Any]:

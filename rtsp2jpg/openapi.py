@@ -106,14 +106,28 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/snapshot/{camera_id}.jpg"): _SNAPSHOT,
     ("get", "/stream/{camera_id}"): {
         "summary": "MJPEG stream (multipart/x-mixed-replace)",
-        "parameters": [_ID, _q("fps", "number", 0, 100, "frames per second, capped by the config")],
+        "parameters": [_ID, _q("fps", "number", 0.1, 1000, "frames per second, capped by http.stream_max_fps"),
+                       _q("width", "integer", 1, 8192, "fit into this width"),
+                       _q("q", "integer", 1, 100, "JPEG quality")],
         "security": _SECURED,
         "responses": {"200": {"description": "MJPEG", "content": {"multipart/x-mixed-replace": {}}},
                       "400": _ERROR, "401": _ERROR, "404": _ERROR, "503": _ERROR},
     },
     ("get", "/metrics"): {
         "summary": "Prometheus metrics",
-        "responses": {"200": {"description": "text format", "content": {"text/plain": {}}}},
+        "security": _SECURED,
+        "responses": {"200": {"description": "text format", "content": {"text/plain": {}}}, "401": _ERROR},
+    },
+    ("get", "/cameras/{camera_id}/history"): {
+        "summary": "the camera's last status changes",
+        "parameters": [_ID], "security": _SECURED,
+        "responses": {"200": {"description": "list", "content": {"application/json": {"schema": {
+            "type": "array", "items": {"type": "object"}}}}}, "401": _ERROR, "404": _ERROR},
+    },
+    ("get", "/static/{path}"): {
+        "summary": "dashboard assets",
+        "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "file"}, "404": _ERROR},
     },
     ("get", "/"): {
         "summary": "dashboard page",

@@ -103,7 +103,7 @@ class RtspServer:
         deadline = time.monotonic() + self.start_timeout
         while True:
             line = self._read(self._stdout)
-            if line.startswith("READY "):
+            if line.startswith("READY ") and line.endswith("\n"):  # a whole line, not half a write
                 self.port = int(line.split()[1].rsplit(":", 1)[1])
                 return self
             if self.proc.poll() is not None or time.monotonic() >= deadline:

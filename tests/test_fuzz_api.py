@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import string
 from urllib.parse import quote, urlencode
 
@@ -42,7 +43,7 @@ def test_openapi_document_matches_the_routes(tmp_path):
     for (_method, path), op in openapi.OPERATIONS.items():
         assert op["responses"], path
         names = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
-        assert names == set(openapi.openapi_path(path).count("{") and ["camera_id"] or []), path
+        assert names == set(re.findall(r"\{(\w+)\}", path)), path
 
 
 def test_openapi_is_served(service_factory):
@@ -68,6 +69,7 @@ _PATHS = st.one_of(
     st.sampled_from(["/health", "/openapi.json", "/register", "/cameras", "/metrics", "/", "//", "/register/"]),
     _ID.map(lambda i: f"/snapshot/{i}"), _ID.map(lambda i: f"/snapshot/{i}.jpg"), _ID.map(lambda i: f"/status/{i}"),
     _ID.map(lambda i: f"/unregister/{i}"), _ID.map(lambda i: f"/cameras/{i}"), _ID.map(lambda i: f"/stream/{i}"),
+    _ID.map(lambda i: f"/cameras/{i}/history"), _ID.map(lambda i: f"/static/{i}"),
     _TEXT.map(lambda t: "/" + quote(t)))
 _QUERY = st.dictionaries(st.sampled_from(["q", "width", "height", "max_age", "after", "fps", "token", "x"]),
                          _NUMBERISH, max_size=4)
@@ -112,11 +114,12 @@ def test_fuzz_api_never_fails_on_the_server(fuzz_target, method, path, query, bo
     try:
         conn.request(method, target, body=body, headers=headers)
         resp = conn.getresponse()
-        data = resp.read()
+        data = resp.read(65536)  # an MJPEG stream never ends: a couple of frames is enough
     finally:
         conn.close()
     assert resp.status < 500 or resp.status == 503, (method, target, body and body[:200], resp.status, data[:300])
-    if resp.status >= 400 and method != "HEAD" and resp.getheader("Content-Type", "").startswith("application/json"):
+    is_json = resp.getheader("Content-Type", "").startswith("application/json")
+    if resp.status >= 400 and method != "HEAD" and len(data) < 65536 and is_json:
         assert isinstance(json.loads(data)["detail"], str)
     if resp.status == 503:  # only the documented 503s: no frame yet, long-polls full, registry unwritable
         assert resp.getheader("Retry-After"), (target, data)

@@ -137,10 +137,10 @@ def test_32_long_polls_do_not_starve_other_requests(service_factory, rtsp):
     last_other = others[-1][0]
     for t in pollers:
         t.join(40)
-    first_poll_end = min(t for t, _ in polls_done)
-    codes = sorted({s for _, s in polls_done})
-    print(f"\nlong-polls: 40 other requests done at {last_other:.2f}s; first long-poll ended at "
-          f"{first_poll_end:.2f}s; long-poll answers {codes}")
+    parked = [t for t, status in polls_done if status == 304]  # waited the whole timeout
+    refused = [t for t, status in polls_done if status == 503]  # over the long-poll share: Retry-After
+    print(f"\nlong-polls: {len(parked)} parked until {min(parked):.2f}s, {len(refused)} refused at once (503); "
+          f"40 other requests done at {last_other:.2f}s")
     assert all(status == 200 for _, status, _ in others), others
-    assert last_other < first_poll_end, "other requests waited for the long-polls to free a worker"
-    assert set(codes) <= {304, 503}
+    assert len(parked) + len(refused) == 32 and len(parked) >= 16
+    assert last_other < min(parked), "other requests waited for the long-polls to free a worker"
