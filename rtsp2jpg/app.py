@@ -37,7 +37,7 @@ class Backend:
     candidates: Callable[..., list[Any]]
     open_source: Callable[[Any], Any]
     encode_jpeg: Callable[..., bytes]
-    diagnose: Callable[[str, float], Any] | None = None  # why an open failed (rtspcheck), None in unit tests
+    diagnose: Callable[[str, float, str], Any] | None = None  # why an open failed (rtspcheck), None in unit tests
 
 
 def default_backend(cfg: Config) -> Backend:

@@ -82,7 +82,7 @@ class Camera:
     def __init__(self, camera_id: str, name: str, url: str, cfg: CaptureConfig, sources: Sequence[Any], *,
                  open_source: Callable[[Any], Capture], on_status: Callable[[StatusChange], None],
                  source: str = "api", prefer: str = "default", clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, diagnose: Callable[[str, float], Any] | None = None) -> None:
+                 wall: Callable[[], float] = time.time, diagnose: Callable[..., Any] | None = None) -> None:
         self.id = camera_id
         self.name = name or camera_id
         self.url = url
@@ -103,7 +103,7 @@ class Camera:
         self._status_lock = threading.Lock()
         self._last_retrieve = -1e9
         self._failures = 0
-        self._diagnose = diagnose  # (url, timeout) -> rtspcheck.Diagnosis | None: why an open failed
+        self._diagnose = diagnose  # (url, timeout, method) -> rtspcheck.Diagnosis | None: why an open failed
         self._auth_failures = 0  # consecutive "wrong password" answers: backoff stretched, FFmpeg skipped
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -182,31 +182,33 @@ class Camera:
         base = self.cfg.reconnect_delay_sec * 2 ** min(self._failures - 1, 16)
         return min(self.cfg.reconnect_max_delay_sec, base) * random.uniform(0.8, 1.2)
 
-    def _check(self) -> Any:
-        """Our own RTSP DESCRIBE, for a reason more useful than "could not open"; None = no idea."""
-        if self._diagnose is None:
+    def _check(self, method: str) -> Any:
+        """Our own RTSP request, for a reason more useful than "could not open"; None = no idea."""
+        if self._diagnose is None or self._stop.is_set():
             return None
         try:
-            return self._diagnose(self.url, min(5.0, self.cfg.open_timeout_sec))
+            return self._diagnose(self.url, min(5.0, self.cfg.open_timeout_sec), method)
         except Exception:
-            log.exception("%s: diagnosing the failed open failed", self.id)
+            log.exception("%s: checking the camera failed", self.id)
             return None
 
     def _open(self) -> Capture | None:
         """Try each source in order; the first that opens and yields a frame wins.
 
-        Our own RTSP DESCRIBE goes first: OpenCV 4.6 opens FFmpeg captures under one process-wide
-        mutex, so a camera that never answers held every other camera's (re)connect back for its
-        whole open timeout. Only a definite answer (refused, silent, 401/403, 404) stops here;
-        anything the probe cannot judge is left to the real sources.
+        An RTSP OPTIONS of our own goes first: OpenCV 4.6 opens FFmpeg captures under one
+        process-wide mutex, so a camera that never answers held every other camera's (re)connect
+        back for its whole open timeout. While the camera refuses our password, a DESCRIBE of ours
+        replaces FFmpeg's login (one failed login per retry, not two). Only a definite answer
+        (refused, silent, 401/403, 404) stops here; the rest is left to the real sources.
         """
-        diagnosis = self._check()
+        diagnosis = self._check("DESCRIBE" if self._auth_failures else "OPTIONS")
         if diagnosis is not None and diagnosis.kind in DEFINITE_FAILURES:
             self._auth_failures = self._auth_failures + 1 if diagnosis.is_auth else 0
             self._set_status(Status.ERROR, diagnosis.message)
             return None
         self._auth_failures = 0
         reasons = []
+        opened = False
         for spec in self._sources:
             if self._stop.is_set():
                 return None
@@ -215,12 +217,18 @@ class Camera:
             except Exception as e:
                 reasons.append(redact(str(e)))
                 continue
+            opened = True
             if capture.grab():
                 return capture
             capture.release()
             reasons.append(f"{getattr(spec, 'label', spec)}: opened but no frame within the timeout")
         if not reasons:
             reasons.append("no capture source available for this camera")
+        elif not opened:  # nothing opened: ask the camera why (wrong password, unknown path, ...)
+            diagnosis = self._check("DESCRIBE")
+            if diagnosis is not None and diagnosis.kind != "ok":
+                reasons.append(diagnosis.message)
+                self._auth_failures = 1 if diagnosis.is_auth else 0
         self._set_status(Status.ERROR, "; ".join(reasons))
         return None
 

@@ -1,7 +1,8 @@
 """Why did a camera fail to open? One RTSP DESCRIBE of our own, because OpenCV only says "not opened".
 
 FFmpeg prints the real reason ("401 Unauthorized") to stderr, where no code can attribute it to a
-camera. Before each open the camera thread asks `diagnose()`, which speaks just enough RTSP
+camera. Before each open the camera thread asks whether the camera answers RTSP at all (OPTIONS), and
+after a failed open it asks `diagnose()` why, which speaks just enough RTSP
 (DESCRIBE with Basic or Digest credentials) to tell refused / silent / wrong password / unknown path
 apart, so `/status` says why and the backoff can be stretched for credential failures (cameras lock
 an account after a few wrong passwords). rtsps:// is not diagnosed (no TLS here); None = no idea.
@@ -78,8 +79,13 @@ def _authorization(challenge: str, method: str, url: str, user: str, password: s
     return None
 
 
-def diagnose(url: str, timeout: float = 5.0) -> Diagnosis | None:
-    """Connect, DESCRIBE (with credentials if the camera asks), and say in one sentence what happened."""
+def diagnose(url: str, timeout: float = 5.0, method: str = "DESCRIBE") -> Diagnosis | None:
+    """Connect, DESCRIBE (with credentials if the camera asks), and say in one sentence what happened.
+
+    `method="OPTIONS"` only asks whether something answers RTSP at all: it prepares no media and
+    logs nobody in, so it can run before every open (a DESCRIBE right before FFmpeg's own made the
+    test server, and could make a weak camera, fail the connection that followed).
+    """
     parts = urlsplit(url)
     if parts.scheme.lower() != "rtsp" or not parts.hostname:
         return None
@@ -94,6 +100,9 @@ def diagnose(url: str, timeout: float = 5.0) -> Diagnosis | None:
     try:
         with sock:
             sock.settimeout(timeout)
+            if method == "OPTIONS":
+                _request(sock, "OPTIONS", bare, 1, None)
+                return Diagnosis("ok", "the camera answers RTSP")
             code, headers = _request(sock, "DESCRIBE", bare, 1, None)
             if code == 401:
                 if user is None:
