@@ -1,20 +1,22 @@
 """Service: builds and owns everything (registry, cameras, listeners); `run()` serves it over HTTP.
 
-Start reads top to bottom (registry -> listeners -> cameras -> HTTP); stop undoes it in reverse,
+Start reads top to bottom (registry -> publisher -> cameras -> HTTP); stop undoes it in reverse,
 within a deadline, and is safe to call twice.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.client import HTTPConnection
 from typing import Any
 
-from rtsp2jpg import __version__
+from rtsp2jpg import __version__, sdnotify
 from rtsp2jpg.camera import Camera, StatusChange
 from rtsp2jpg.config import CaptureConfig, Config
 from rtsp2jpg.registry import Registration, Registry
@@ -23,6 +25,11 @@ from rtsp2jpg.urls import check_allowed, passwords, validate_rtsp_url
 log = logging.getLogger(__name__)
 
 PREFERENCES = ("default", "ffmpeg", "gstreamer")
+SUPERVISE_EVERY_SEC = 1.0
+SUPERVISOR_STALE_SEC = 5.0  # a supervisor that has not ticked for this long is wedged
+# Test-only: while the file this names exists, the supervisor blocks in its tick (a real wedge, on
+# demand, so a test can prove the systemd watchdog stops). Never set in production.
+WEDGE_ENV = "RTSP2JPG_TEST_WEDGE_SUPERVISOR"
 
 
 class ConflictError(RuntimeError):
@@ -54,9 +61,10 @@ def default_backend(cfg: Config) -> Backend:
 
 
 class Service:
-    """Owns the Registry, the status listeners and `{id: Camera}`."""
+    """Owns the Registry, the MQTT publisher (if enabled), the status listeners and `{id: Camera}`."""
 
-    def __init__(self, config: Config, backend: Backend, registry: Registry | None = None) -> None:
+    def __init__(self, config: Config, backend: Backend, registry: Registry | None = None,
+                 publisher: Any = None) -> None:
         self.config = config
         self.backend = backend
         self.registry = registry or Registry(config.storage.db_path)
@@ -65,6 +73,17 @@ class Service:
         self._lock = threading.Lock()
         self._listeners: list[Callable[[StatusChange], None]] = []
         self._stopped = False
+        if publisher is None and config.mqtt.enabled:
+            from rtsp2jpg.mqtt import Publisher  # paho is needed only when MQTT is on
+
+            publisher = Publisher(self)
+        self.publisher = publisher
+        if publisher is not None:
+            self.add_listener(publisher.on_status)
+        self.last_tick = time.monotonic()
+        self.dead_threads: list[str] = []
+        self._stop_supervisor = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -73,6 +92,8 @@ class Service:
         self._listeners.append(listener)
 
     def start(self) -> None:
+        if self.publisher is not None:
+            self.publisher.start()  # before cameras, so their first transitions are published
         for cam in self.config.cameras:
             self._start_camera(cam.id, cam.name, cam.url, cam.capture, source="config")
         for reg in self.registry.all():
@@ -81,12 +102,17 @@ class Service:
                 continue
             self._start_camera(reg.id, reg.name, reg.url, self.config.capture, prefer=reg.prefer)
         log.info("started %d camera(s)", len(self._cameras))
+        self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
+        self._supervisor.start()
 
     def stop(self) -> None:
         """Stop every camera in parallel within one deadline, then close the registry. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
+        self._stop_supervisor.set()
+        if self._supervisor is not None:
+            self._supervisor.join(SUPERVISE_EVERY_SEC * 2)
         with self._lock:
             cameras = list(self._cameras.values())
         for cam in cameras:
@@ -95,7 +121,45 @@ class Service:
         stuck = [c.id for c in cameras if not c.join(deadline - time.monotonic())]
         if stuck:
             log.warning("%d capture thread(s) did not stop in time: %s", len(stuck), ", ".join(stuck))
+        if self.publisher is not None:
+            self.publisher.stop()  # publishes the cameras' last transitions, then `offline`; bounded
         self.registry.close()
+
+    # -- supervision -----------------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        """Every second: check that each capture thread is alive, then tick (the watchdog reads both)."""
+        wedge = os.environ.get(WEDGE_ENV, "")
+        suspects: set[str] = set()
+        while not self._stop_supervisor.wait(SUPERVISE_EVERY_SEC):
+            while wedge and os.path.exists(wedge) and not self._stop_supervisor.wait(0.1):
+                pass
+            # Dead on two ticks in a row: a camera being added is in the dict just before its start().
+            not_alive = [cam.id for cam in self.cameras() if not cam.alive]
+            dead = [cid for cid in not_alive if cid in suspects]
+            suspects = set(not_alive)
+            if dead and dead != self.dead_threads:
+                log.error("capture thread(s) ended unexpectedly: %s", ", ".join(dead))
+            self.dead_threads = dead
+            self.last_tick = time.monotonic()
+
+    def supervisor_problem(self) -> str | None:
+        """None while the supervisor ticks and every capture thread runs; else why not."""
+        age = time.monotonic() - self.last_tick
+        if age > SUPERVISOR_STALE_SEC:
+            return f"camera supervisor has not ticked for {age:.0f}s"
+        if self.dead_threads:
+            return f"capture thread(s) ended unexpectedly: {', '.join(self.dead_threads)}"
+        return None
+
+    def summary(self) -> str:
+        """One line for `systemctl status`: "4 cameras: 3 active, 1 connecting"."""
+        cameras = self.cameras()
+        statuses = [cam.status.value for cam in cameras]
+        order = ("active", "connecting", "error", "inactive", "unknown")
+        parts = ", ".join(f"{statuses.count(s)} {s}" for s in order if s in statuses)
+        noun = "camera" if len(cameras) == 1 else "cameras"
+        return f"{len(cameras)} {noun}: {parts}" if parts else f"0 {noun}"
 
     # -- cameras ---------------------------------------------------------------------------------
 
@@ -154,6 +218,8 @@ class Service:
         if cam is not None:
             cam.stop()
             log.info("%s: unregistered", camera_id)
+        if self.publisher is not None and (removed or cam is not None):
+            self.publisher.forget(camera_id)  # clears its retained status, snapshot and discovery
         return removed or cam is not None
 
     def counts(self) -> dict[str, int]:
@@ -170,11 +236,34 @@ class Service:
                 "backends_built": dict(getattr(caps, "backends", {})),
                 "decoders": dict(getattr(caps, "decoders", {})),
                 "board": getattr(caps, "board", "generic"),
-                "cameras": self.counts(), "mqtt": "disabled"}
+                "cameras": self.counts(), **self._mqtt_health()}
+
+    def _mqtt_health(self) -> dict[str, Any]:
+        if self.publisher is None:
+            return {"mqtt": "disabled"}
+        return {"mqtt": self.publisher.state, "mqtt_error": self.publisher.error}
+
+
+def probe_http(host: str, port: int, timeout: float) -> str | None:
+    """GET /health from our own server over loopback: None if it answered within `timeout`.
+
+    Any complete response counts: this asks whether the server and a worker are alive, not whether
+    the cameras are fine (a restart would not fix a camera, nor an auth rule on /health).
+    """
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    conn = HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", "/health")
+        conn.getresponse().read()
+    except OSError as e:
+        return f"HTTP server did not answer /health within {timeout:g}s ({type(e).__name__})"
+    finally:
+        conn.close()
+    return None
 
 
 def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], None] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; returns the exit code."""
+    """Serve until SIGTERM/SIGINT; returns the exit code. Under systemd, speaks the notify protocol."""
     import waitress
 
     from rtsp2jpg.http import make_app
@@ -198,6 +287,18 @@ def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], N
         channel_timeout=max(30, int(http.long_poll_timeout_sec) + 10), ident="rtsp2jpg",
         max_request_body_size=http.max_body_bytes, clear_untrusted_proxy_headers=True)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    host = getattr(server, "effective_host", http.host)
+    port = server.effective_port  # type: ignore[attr-defined]
+    notifier = sdnotify.Notifier()
+    # Long enough for a worker to free up when long-polls hold them all (a busy server is healthy),
+    # short enough that the ping still lands before systemd's deadline (2 x the ping interval).
+    probe_timeout = max(1.0, 0.6 * (notifier.watchdog_sec or 10.0))
+
+    def problem() -> str | None:
+        """Healthy = the supervisor ticked recently, every capture thread runs, and HTTP answers itself."""
+        return service.supervisor_problem() or probe_http(host, port, probe_timeout)
+
+    systemd = sdnotify.NotifyLoop(notifier, problem, service.summary)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
@@ -207,13 +308,15 @@ def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], N
     signal.signal(signal.SIGINT, on_signal)
     try:
         service.start()
-        log.info("serving on http://%s:%s", http.host, server.effective_port)  # type: ignore[attr-defined]
+        log.info("serving on http://%s:%s", http.host, port)
+        systemd.start()  # READY=1 once /health answers; WATCHDOG=1 while healthy
         if ready:
             ready(server)
         server.run()
     except SystemExit:
         pass
     finally:
+        systemd.stop()  # STOPPING=1 first: no watchdog ping may follow it
         server.close()
         service.stop()
         log.info("stopped")

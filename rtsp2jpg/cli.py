@@ -1,7 +1,8 @@
 """Command line: parses arguments, loads the config once and hands it down.
 
 Exit codes: 0 ok, 1 runtime failure (no frame, request refused), 2 bad configuration or usage,
-3 OpenCV (cv2) missing, 4 a running service could not be reached (`cameras`).
+3 OpenCV (cv2) missing, 4 a running service could not be reached (`cameras`) or the MQTT broker
+(`fleet`, which exits 1 when a camera is in error or a device offline).
 """
 
 from __future__ import annotations
@@ -58,9 +59,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = _load(args)
+    if cfg.mqtt.enabled:
+        from rtsp2jpg.topics import topic_problem
+
+        problem = topic_problem(cfg.mqtt.base_topic, cfg.device_id)
+        if problem:
+            raise config.ConfigError(problem)
     print(f"config OK: {len(cfg.cameras)} camera(s), http {cfg.http.host}:{cfg.http.port}, "
           f"registry {cfg.storage.db_path}, mqtt {'on' if cfg.mqtt.enabled else 'off'}")
     return 0
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    import os
+
+    from rtsp2jpg import fleet
+
+    if args.password is None:
+        args.password = os.environ.get("MQTT_PASSWORD", "")
+    if args.port is None:
+        args.port = 8883 if (args.tls or args.ca_file) else 1883
+    return fleet.run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check_config)
 
     tools.add_parsers(sub)  # probe, snapshot, cameras
+
+    from rtsp2jpg import fleet  # paho only; importing it starts nothing
+
+    fleet.add_parser(sub).set_defaults(func=cmd_fleet)
     return parser
 
 

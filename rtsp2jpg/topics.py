@@ -1,0 +1,134 @@
+"""The MQTT contract (DESIGN section 5) as data: topic names and payloads, pure functions only.
+
+The publisher (mqtt.py), the fleet view (fleet.py), the tests and the bench all build topics here,
+so the contract lives in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from rtsp2jpg import __version__
+
+ONLINE, OFFLINE = "online", "offline"
+_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+_WILDCARDS = re.compile(r"[+#\x00]")
+
+
+def topic_problem(base_topic: str, device_id: str) -> str | None:
+    """Why these cannot build topics (wildcards, empty levels), or None."""
+    if not base_topic or _WILDCARDS.search(base_topic) or base_topic.startswith("/") or base_topic.endswith("/"):
+        return f"mqtt.base_topic: {base_topic!r} must be non-empty, without '+', '#' or a leading/trailing '/'"
+    if not device_id or _WILDCARDS.search(device_id) or "/" in device_id:
+        return f"device_id: {device_id!r} cannot be an MQTT topic level (no '/', '+' or '#')"
+    return None
+
+
+def object_id(text: str) -> str:
+    """Home Assistant object ids and unique ids allow [a-zA-Z0-9_-] only."""
+    return _UNSAFE.sub("_", text)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic one device publishes or subscribes to."""
+
+    base_topic: str
+    device_id: str
+    ha_prefix: str = "homeassistant"
+
+    @property
+    def root(self) -> str:
+        return f"{self.base_topic}/{self.device_id}"
+
+    @property
+    def availability(self) -> str:
+        return f"{self.root}/availability"
+
+    @property
+    def state(self) -> str:
+        return f"{self.root}/state"
+
+    def status(self, camera_id: str) -> str:
+        return f"{self.root}/cameras/{camera_id}/status"
+
+    def snapshot(self, camera_id: str) -> str:
+        return f"{self.root}/cameras/{camera_id}/snapshot"
+
+    def snapshot_request(self, camera_id: str) -> str:
+        return f"{self.root}/cameras/{camera_id}/snapshot/request"
+
+    @property
+    def status_filter(self) -> str:
+        return f"{self.root}/cameras/+/status"
+
+    @property
+    def request_filter(self) -> str:
+        return f"{self.root}/cameras/+/snapshot/request"
+
+    @property
+    def ha_status(self) -> str:
+        return f"{self.ha_prefix}/status"
+
+    def camera_of(self, topic: str, suffix: str) -> str | None:
+        """`<root>/cameras/<id>/<suffix>` -> id, else None."""
+        head, tail = f"{self.root}/cameras/", f"/{suffix}"
+        if topic.startswith(head) and topic.endswith(tail):
+            camera_id = topic[len(head):-len(tail)]
+            return camera_id if camera_id and "/" not in camera_id else None
+        return None
+
+    # -- Home Assistant discovery ----------------------------------------------------------------
+
+    @property
+    def device_uid(self) -> str:
+        return object_id(f"rtsp2jpg_{self.device_id}")
+
+    def camera_uid(self, camera_id: str) -> str:
+        return object_id(f"rtsp2jpg_{self.device_id}_{camera_id}")
+
+    def ha_camera(self, camera_id: str) -> str:
+        return f"{self.ha_prefix}/camera/{self.camera_uid(camera_id)}/config"
+
+    def ha_connectivity(self, camera_id: str) -> str:
+        return f"{self.ha_prefix}/binary_sensor/{self.camera_uid(camera_id)}_stream/config"
+
+
+def status_payload(status: str, previous: str, since: float, error: str, stats: Any) -> dict[str, Any]:
+    """`.../cameras/<id>/status`: exactly the contract's fields; the error is already redacted."""
+    return {"status": status, "previous": previous, "since": round(since, 3),
+            "last_seen": round(stats.last_seen, 3) if stats.last_seen else None,
+            "error": error or None, "backend": stats.backend or None, "fps": stats.fps,
+            "width": stats.width or None, "height": stats.height or None}
+
+
+def state_payload(started_at: float, camera_ids: list[str], hostname: str, decoders: dict[str, Any]) -> dict[str, Any]:
+    """`.../state`: what this device is; `cameras` lists the ids whose status topics are live."""
+    return {"version": __version__, "started_at": round(started_at, 3), "cameras": sorted(camera_ids),
+            "hostname": hostname, "decoders": decoders}
+
+
+def discovery(topics: Topics, camera_id: str, name: str) -> dict[str, dict[str, Any]]:
+    """Home Assistant discovery configs for one camera: {config topic: payload}.
+
+    One HA device per rtsp2jpg device; per camera a `camera` entity showing the snapshot topic and a
+    connectivity `binary_sensor` fed by the status topic. Both are unavailable while the device is.
+    """
+    device = {"identifiers": [topics.device_uid], "name": topics.device_id, "manufacturer": "rtsp2jpg",
+              "model": "rtsp2jpg edge service", "sw_version": __version__}
+    origin = {"name": "rtsp2jpg", "sw_version": __version__}
+    uid = topics.camera_uid(camera_id)
+    status = topics.status(camera_id)
+    active = "{{ 'online' if value_json.status == 'active' else 'offline' }}"
+    camera = {"name": name, "unique_id": uid, "topic": topics.snapshot(camera_id),
+              "availability": [{"topic": topics.availability},
+                               {"topic": status, "value_template": active}],
+              "availability_mode": "all", "device": device, "origin": origin}
+    sensor = {"name": f"{name} stream", "unique_id": f"{uid}_stream",
+              "device_class": "connectivity", "entity_category": "diagnostic", "state_topic": status,
+              "value_template": "{{ 'ON' if value_json.status == 'active' else 'OFF' }}",
+              "json_attributes_topic": status, "availability_topic": topics.availability,
+              "device": device, "origin": origin}
+    return {topics.ha_camera(camera_id): camera, topics.ha_connectivity(camera_id): sensor}
