@@ -33,10 +33,15 @@ def _leaks(text: str) -> list[str]:
 
 
 def test_passwords_never_leave_the_process(service_factory, rtsp, tmp_path):
-    """Logs (OpenCV/FFmpeg/GStreamer debug output included), every response and every error."""
+    """Logs (OpenCV/FFmpeg/GStreamer debug output included), every response and error, every MQTT message."""
+    from mosquitto import Mosquitto, Subscriber
+
     port = urlsplit(rtsp.url("cam")).port
+    broker = Mosquitto(tmp_path / "broker").start()
+    sub = Subscriber(broker, "#").start()
     with FakeRtsp("auth") as auth, SilentServer() as silent:
         svc = service_factory({
+            "mqtt": {"enabled": True, "host": "127.0.0.1", "port": broker.port, "snapshot_interval_sec": 1},
             "capture": {"open_timeout_sec": 4, "stall_timeout_sec": 4, "reconnect_delay_sec": 0.5,
                         "auth_retry_delay_sec": 30},
             "cameras": [{"id": "good", "url": f"rtsp://admin:{ENCODED}@127.0.0.1:{port}/cam"},
@@ -67,7 +72,13 @@ def test_passwords_never_leave_the_process(service_factory, rtsp, tmp_path):
                 blob = _fetch_some(svc.port, path.replace("{camera_id}", cam))
                 assert not _leaks(blob), (path, blob[:500])
         assert svc.get("/snapshot/good").status == 200
+        wait_until(lambda: any(m.topic.endswith("/snapshot") for m in sub.messages), 20)
         assert svc.stop() == 0
+    sub.stop()
+    broker.stop()
+    assert any(m.topic.endswith("/locked/status") for m in sub.messages)
+    for m in sub.messages:
+        assert not _leaks(m.topic + m.payload.decode("latin-1")), (m.topic, m.payload[:300])
     log = svc.log()
     assert not _leaks(log), [line for line in log.splitlines() if _leaks(line)][:5]
     assert "rejected the user name or password" in log  # the reason is there, just not the secret
