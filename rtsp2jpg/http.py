@@ -224,7 +224,10 @@ def make_app(service: Service) -> bottle.Bottle:
             fps = cam.stats.fps or 10.0
             # Wait up to a few frame intervals (plus what the throttle still withholds) for a newer frame.
             wait = min(http.long_poll_timeout_sec, max(0.25, 3.0 / fps) + cam.cfg.read_throttle_sec)
-            freshness = max_age if max_age is not None else max(cam.cfg.read_throttle_sec, 2.0 / fps, 0.1)
+            # The slot's frame is served as is only while it is about the newest the stream can give
+            # (1.5 frame intervals absorb arrival jitter); otherwise wait for the next one. A 0.1 s
+            # floor here served a 10/s poller the frame converted after its previous poll, ~90 ms old.
+            freshness = max_age if max_age is not None else max(cam.cfg.read_throttle_sec, 1.5 / fps)
             frame = cam.snapshot(freshness, wait)
             if frame is None:
                 raise _fail(503, "No frame available yet", Retry_After="1")
