@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.urls import redact
+from rtsp2jpg.urls import UrlError, redact, validate_rtsp_url
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,11 @@ class Capture:
 
 def open_source(spec: SourceSpec) -> Capture:
     """Open `spec` (blocking at most its open timeout); raise SourceError with a redacted reason."""
+    if spec.backend == "ffmpeg":
+        try:  # FFmpeg opens anything it has a protocol for (file:, concat:, http:): only rtsp(s) gets here
+            validate_rtsp_url(spec.target)
+        except UrlError as e:
+            raise SourceError(f"{spec.label}: refusing to open: the URL {e}") from None
     api = cv2.CAP_FFMPEG if spec.backend == "ffmpeg" else cv2.CAP_GSTREAMER
     try:
         cap = cv2.VideoCapture(spec.target, api, list(spec.params))
