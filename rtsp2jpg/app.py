@@ -20,7 +20,7 @@ from rtsp2jpg import __version__, sdnotify
 from rtsp2jpg.camera import Camera, StatusChange
 from rtsp2jpg.config import CaptureConfig, Config
 from rtsp2jpg.registry import Registration, Registry
-from rtsp2jpg.urls import validate_rtsp_url
+from rtsp2jpg.urls import check_allowed, passwords, validate_rtsp_url
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class Backend:
     candidates: Callable[..., list[Any]]
     open_source: Callable[[Any], Any]
     encode_jpeg: Callable[..., bytes]
+    diagnose: Callable[[str, float, str], Any] | None = None  # why an open failed (rtspcheck), None in unit tests
     probe: Callable[[str, float], Any] | None = None  # RTSP DESCRIBE: codec and auth errors
 
 
@@ -56,7 +57,10 @@ def default_backend(cfg: Config) -> Backend:
     log.info("OpenCV %s from %s; backends %s; board %s (%s); decoders: %s", caps.cv2_version, caps.cv2_file,
              ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in caps.backends.items()), caps.board,
              caps.board_model or "unknown model", ", ".join(k for k, v in caps.decoders.items() if v) or "none")
-    return Backend(caps, pipeline.candidates, pipeline.open_source, pipeline.encode_jpeg, rtsp.probe)
+    from rtsp2jpg import rtspcheck
+
+    return Backend(caps, pipeline.candidates, pipeline.open_source, pipeline.encode_jpeg, rtspcheck.diagnose,
+                   rtsp.probe)
 
 
 class Service:
@@ -173,7 +177,8 @@ class Service:
                       source: str = "api", prefer: str = "default") -> Camera:
         sources = self.backend.candidates(url, capture, self.backend.capabilities, prefer)
         cam = Camera(camera_id, name, url, capture, sources, open_source=self.backend.open_source,
-                     on_status=self._notify, source=source, prefer=prefer, probe=self.backend.probe)
+                     on_status=self._notify, source=source, prefer=prefer, diagnose=self.backend.diagnose,
+                     probe=self.backend.probe)
         with self._lock:
             self._cameras[camera_id] = cam
         cam.start()
@@ -192,6 +197,8 @@ class Service:
         validate_rtsp_url(url)
         if prefer not in PREFERENCES:
             raise ValueError(f"prefer must be one of {', '.join(PREFERENCES)}")
+        # A leaked API key must not turn the device into a scanner of arbitrary hosts.
+        check_allowed(url, self.config.capture.allow_networks)
         for cam in self.cameras():
             if cam.url == url:
                 return cam, False
@@ -265,9 +272,19 @@ def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], N
     import waitress
 
     from rtsp2jpg.http import make_app
+    from rtsp2jpg.nativelog import NativeStderrRedactor
 
-    backend = backend or default_backend(config)
-    service = Service(config, backend)
+    # OpenCV/FFmpeg/GStreamer write to fd 2 directly, past the redacting log formatter: filter fd 2 too.
+    services: list[Service] = []
+    redactor = NativeStderrRedactor(lambda: [p for s in services for c in s.cameras() for p in passwords(c.url)])
+    redactor.start()
+    try:
+        backend = backend or default_backend(config)
+        service = Service(config, backend)
+    except BaseException:
+        redactor.stop()  # give fd 2 back so the caller's error message is not lost with the pump thread
+        raise
+    services.append(service)
     http = config.http
     server = waitress.create_server(
         make_app(service), host=http.host, port=http.port, threads=http.threads,
@@ -308,4 +325,5 @@ def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], N
         server.close()
         service.stop()
         log.info("stopped")
+        redactor.stop()
     return 0

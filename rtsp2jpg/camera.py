@@ -62,13 +62,28 @@ class Stats:
     backend: str = ""
 
 
+# rtspcheck.Diagnosis kinds that settle an open attempt without asking OpenCV.
+DEFINITE_FAILURES = frozenset({"refused", "unreachable", "no_answer", "auth", "not_found"})
+
+
+def looks_blank(image: Any) -> bool:
+    """FFmpeg conceals what it cannot decode (no keyframe yet, garbled references) as flat mid-grey.
+
+    Such a frame is a decode error, not a picture: never cache it. A sparse sample keeps this cheap
+    (~3,600 pixels of a 640x360 frame); a real scene has far more texture and sensor noise.
+    """
+    sample = image[::8, ::8]
+    return float(sample.std()) < 2.0 and abs(float(sample.mean()) - 128.0) < 12.0
+
+
 class Camera:
     """Owns its thread, stop event, capture and FrameSlot; `stop()` is idempotent."""
 
     def __init__(self, camera_id: str, name: str, url: str, cfg: CaptureConfig, sources: Sequence[Any], *,
                  open_source: Callable[[Any], Capture], on_status: Callable[[StatusChange], None],
                  source: str = "api", prefer: str = "default", clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, probe: Callable[[str, float], Any] | None = None) -> None:
+                 wall: Callable[[], float] = time.time, probe: Callable[[str, float], Any] | None = None,
+                 diagnose: Callable[..., Any] | None = None) -> None:
         self.id = camera_id
         self.name = name or camera_id
         self.url = url
@@ -91,6 +106,8 @@ class Camera:
         self._status_lock = threading.Lock()
         self._last_retrieve = -1e9
         self._failures = 0
+        self._diagnose = diagnose  # (url, timeout, method) -> rtspcheck.Diagnosis | None: why an open failed
+        self._auth_failures = 0  # consecutive "wrong password" answers: backoff stretched, FFmpeg skipped
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -162,6 +179,9 @@ class Camera:
 
     def _backoff(self) -> float:
         self._failures += 1
+        if self._auth_failures:  # cameras lock accounts after a few bad logins: retry rarely, up to hourly
+            delay = self.cfg.auth_retry_delay_sec * 2 ** min(self._auth_failures - 1, 12)
+            return min(3600.0, delay) * random.uniform(1.0, 1.2)
         base = self.cfg.reconnect_delay_sec * 2 ** min(self._failures - 1, 16)
         return min(self.cfg.reconnect_max_delay_sec, base) * random.uniform(0.8, 1.2)
 
@@ -188,12 +208,36 @@ class Camera:
             sources = [s for s in sources if getattr(s, "codec", "") in ("", info.codec)]
         return sources
 
+    def _check(self, method: str) -> Any:
+        """Our own RTSP request, for a reason more useful than "could not open"; None = no idea."""
+        if self._diagnose is None or self._stop.is_set():
+            return None
+        try:
+            return self._diagnose(self.url, min(5.0, self.cfg.open_timeout_sec), method)
+        except Exception:
+            log.exception("%s: checking the camera failed", self.id)
+            return None
+
     def _open(self) -> Capture | None:
-        """Try each source in order; the first that opens and yields a frame wins."""
+        """Try each source in order; the first that opens and yields a frame wins.
+
+        An RTSP OPTIONS of our own goes first: OpenCV 4.6 opens FFmpeg captures under one
+        process-wide mutex, so a camera that never answers held every other camera's (re)connect
+        back for its whole open timeout. While the camera refuses our password, a DESCRIBE of ours
+        replaces FFmpeg's login (one failed login per retry, not two). Only a definite answer
+        (refused, silent, 401/403, 404) stops here; the rest is left to the real sources.
+        """
+        diagnosis = self._check("DESCRIBE" if self._auth_failures else "OPTIONS")
+        if diagnosis is not None and diagnosis.kind in DEFINITE_FAILURES:
+            self._auth_failures = self._auth_failures + 1 if diagnosis.is_auth else 0
+            self._set_status(Status.ERROR, diagnosis.message)
+            return None
+        self._auth_failures = 0
         reasons = []
         sources = self._plan()
         if sources is None:
             return None
+        opened = False
         for spec in sources:
             if self._stop.is_set():
                 return None
@@ -202,6 +246,7 @@ class Camera:
             except Exception as e:
                 reasons.append(redact(str(e)))
                 continue
+            opened = True
             if capture.grab():
                 if spec is not self._winner:
                     log.info("%s: using %s", self.id, getattr(spec, "label", spec))
@@ -211,14 +256,18 @@ class Camera:
             reasons.append(f"{getattr(spec, 'label', spec)}: opened but no frame within the timeout")
         if not reasons:
             reasons.append("no capture source available for this camera")
-        why = self._probe(self.url, self.cfg.open_timeout_sec) if self._probe is not None and sources else None
-        self._set_status(Status.ERROR, why.error if why is not None and why.error else "; ".join(reasons))
+        elif not opened:  # nothing opened: ask the camera why (wrong password, unknown path, ...)
+            diagnosis = self._check("DESCRIBE")
+            if diagnosis is not None and diagnosis.kind != "ok":
+                reasons.append(diagnosis.message)
+                self._auth_failures = 1 if diagnosis.is_auth else 0
+        self._set_status(Status.ERROR, "; ".join(reasons))
         return None
 
     def _session(self) -> None:
         """One connection: open, then grab until the stream fails, stalls or we are stopped."""
         if self.status != Status.ERROR:
-            self._set_status(Status.CONNECTING)
+            self._set_status(Status.CONNECTING, self.error)  # keep saying why we are reconnecting
         self.stats.reconnects += 1
         capture = self._open()
         if capture is None:
@@ -272,7 +321,7 @@ class Camera:
         if (first or self.slot.wanted.is_set()) and now - self._last_retrieve >= self.cfg.read_throttle_sec:
             self.slot.wanted.clear()
             image = capture.retrieve()
-            if image is None:
+            if image is None or looks_blank(image):
                 stats.decode_errors += 1
                 self.slot.want()  # try again on the next frame
             else:

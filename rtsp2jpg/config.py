@@ -8,6 +8,7 @@ a key is adding a field.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import socket
@@ -56,6 +57,15 @@ def _decoder(v: str) -> str | None:
     return f"must be one of {', '.join(DECODERS)} or a GStreamer element name"
 
 
+def _networks(v: tuple[str, ...]) -> str | None:
+    for item in v:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"{item!r} is not a network like 192.168.1.0/24 or 10.0.0.5"
+    return None
+
+
 def _slug(v: str) -> str | None:
     return None if SLUG.match(v) else "must be a slug: lower-case letters, digits, '-' or '_' (1-63 chars)"
 
@@ -77,13 +87,18 @@ class CaptureConfig:
     jpeg_quality: int = _opt(85, "default JPEG quality (1-100)", _range(1, 100))
     keyframes_only: bool = _opt(False, "decode keyframes only (GStreamer decoders that support it)")
     stop_timeout_sec: float = _opt(5.0, "how long stop() waits for a capture thread", _positive)
+    auth_retry_delay_sec: float = _opt(300.0, "first retry delay after the camera refused the credentials "
+                                       "(doubles up to 1 h), so a camera is not hammered into a lockout", _positive)
+    allow_networks: tuple[str, ...] = _opt((), "CIDRs API registrations may point at (empty = any); host names "
+                                           "are resolved at registration", _networks)
 
 
 @dataclass(frozen=True)
 class HttpConfig:
     host: str = _opt("0.0.0.0", "listen address")
     port: int = _opt(8080, "listen port (0 = any free port)", _range(0, 65535))
-    threads: int = _opt(8, "Waitress worker threads", _range(1, 256))
+    threads: int = _opt(64, "Waitress worker threads: MJPEG viewers and long-polls each get a bounded share, "
+                        "8 always stay free for snapshots and the API", _range(1, 256))
     api_key: str = _opt("", "API key for mutating endpoints and /cameras; empty = loopback-only mutations")
     protect_snapshots: bool = _opt(False, "require the API key for snapshots and status too")
     max_body_bytes: int = _opt(16384, "largest accepted request body", _range(256, 1048576))
@@ -256,6 +271,13 @@ def build(cls: type, data: Any, path: str, env: Mapping[str, str], base: Any = N
         raw = data[f.name]
         if dataclasses.is_dataclass(kind):
             values[f.name] = build(kind, raw, where, env, inherited)
+        elif get_origin(kind) is tuple and get_args(kind)[0] is str:
+            value = _str_tuple(raw, where, env)
+            check = f.metadata.get("check")
+            problem = check(value) if check else None
+            if problem:
+                raise ConfigError(f"{where}: {problem}")
+            values[f.name] = value
         elif get_origin(kind) is tuple:
             values[f.name] = _build_cameras(raw, where, env, base_capture=None)
         else:
@@ -268,6 +290,17 @@ def build(cls: type, data: Any, path: str, env: Mapping[str, str], base: Any = N
                 raise ConfigError(f"{where}: {problem}")
             values[f.name] = value
     return cls(**values)
+
+
+def _str_tuple(raw: Any, path: str, env: Mapping[str, str]) -> tuple[str, ...]:
+    """A YAML list of strings, or one comma/space-separated string (how an environment variable says it)."""
+    if raw is None:
+        return ()
+    items = raw if isinstance(raw, list) else re.split(r"[,\s]+", _substitute(raw, path, env)) \
+        if isinstance(raw, str) else None
+    if items is None or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{path}: must be a list of strings, got {raw!r}")
+    return tuple(_substitute(i, path, env).strip() for i in items if i.strip())
 
 
 def _build_cameras(raw: Any, path: str, env: Mapping[str, str], base_capture: Any) -> tuple[CameraConfig, ...]:
@@ -320,7 +353,7 @@ def _scalar_paths(cls: type, prefix: tuple[str, ...]) -> list[tuple[str, tuple[s
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
         kind = hints[f.name]
-        if get_origin(kind) is tuple:
+        if get_origin(kind) is tuple and get_args(kind)[0] is not str:
             continue
         if dataclasses.is_dataclass(kind):
             out += _scalar_paths(kind, prefix + (f.name,))
@@ -379,6 +412,6 @@ def documented_keys(cls: type = Config, prefix: str = "") -> list[str]:
         keys.append(key)
         if dataclasses.is_dataclass(kind):
             keys += documented_keys(kind, key + ".")
-        elif get_origin(kind) is tuple:
+        elif get_origin(kind) is tuple and dataclasses.is_dataclass(get_args(kind)[0]):
             keys += documented_keys(get_args(kind)[0], key + "[].")
     return keys

@@ -10,16 +10,17 @@ import ipaddress
 import json
 import logging
 import threading
+import unicodedata
 from email.utils import formatdate
 from typing import Any
 
 import bottle
 
-from rtsp2jpg import ops_routes
+from rtsp2jpg import openapi, ops_routes
 from rtsp2jpg.app import PREFERENCES, ConflictError, Service
 from rtsp2jpg.camera import Camera
 from rtsp2jpg.registry import RegistryError
-from rtsp2jpg.urls import UrlError, redact
+from rtsp2jpg.urls import NotAllowedError, UrlError, redact
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,15 @@ def _is_loopback(addr: str | None) -> bool:
         return False
 
 
-def _presented_key(request: bottle.LocalRequest) -> str | None:
-    auth = request.get_header("Authorization", "")
+def _presented_key(request: bottle.LocalRequest) -> bytes | None:
+    """The raw key bytes. From the WSGI environ (latin-1 text), not bottle's get_header, which
+    re-decodes as UTF-8 and raised UnicodeDecodeError (a 500) on a non-UTF-8 Authorization header."""
+    env = request.environ
+    auth = env.get("HTTP_AUTHORIZATION", "")
     if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return request.get_header("X-API-Key")
+        return auth[7:].strip().encode("latin-1", "replace")
+    key = env.get("HTTP_X_API_KEY")
+    return None if key is None else key.encode("latin-1", "replace")
 
 
 def _number(name: str, kind: type, lo: float, hi: float) -> Any:
@@ -59,6 +64,17 @@ def _number(name: str, kind: type, lo: float, hi: float) -> Any:
     return value
 
 
+def long_poll_slots(threads: int, max_long_polls: int, streams: int = 0) -> int:
+    """Long-polls may hold at most this many Waitress workers; MJPEG viewers (`streams` of them at
+    most) and a reserve of workers stay free for everything else.
+
+    With 8 workers and max_long_polls 32, eight parked ?after= requests took every worker and a
+    /health waited behind them for the whole long-poll timeout (times four batches).
+    """
+    reserve = 8 if threads >= 16 else threads // 2
+    return max(1, min(max_long_polls, threads - reserve - streams))
+
+
 def camera_json(cam: Camera) -> dict[str, Any]:
     return {"id": cam.id, "token": cam.id, "name": cam.name, "url": redact(cam.url), "source": cam.source,
             "status": cam.status.value, "last_seen": cam.stats.last_seen or None,
@@ -69,7 +85,9 @@ def camera_json(cam: Camera) -> dict[str, Any]:
 def make_app(service: Service) -> bottle.Bottle:
     app = bottle.Bottle()
     http = service.config.http
-    long_polls = threading.BoundedSemaphore(http.max_long_polls)
+    # The MJPEG viewer budget as ops_routes computes it: long-polls and streams must not add up to every worker.
+    streams = (http.stream_max_total or max(1, http.threads // 2)) if http.stream_max_clients else 0
+    long_polls = threading.BoundedSemaphore(long_poll_slots(http.threads, http.max_long_polls, streams))
 
     def json_error(err: bottle.HTTPError) -> str:
         bottle.response.content_type = "application/json"
@@ -96,7 +114,7 @@ def make_app(service: Service) -> bottle.Bottle:
     def authorize(mutating: bool) -> None:
         if http.api_key:
             presented = _presented_key(bottle.request)
-            if presented is None or not hmac.compare_digest(presented.encode(), http.api_key.encode()):
+            if presented is None or not hmac.compare_digest(presented, http.api_key.encode()):
                 raise _fail(401, "missing or wrong API key", WWW_Authenticate="Bearer")
         # REMOTE_ADDR, not bottle's remote_addr: that one believes a client's X-Forwarded-For.
         elif mutating and not _is_loopback(bottle.request.environ.get("REMOTE_ADDR")):
@@ -121,7 +139,7 @@ def make_app(service: Service) -> bottle.Bottle:
             raise _fail(413, f"request body larger than {http.max_body_bytes} bytes")
         try:
             data = json.loads(body or b"null")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: RecursionError, not a 500
             raise _fail(400, "body must be JSON") from None
         if not isinstance(data, dict):
             raise _fail(400, 'body must be a JSON object like {"rtsp_url": "rtsp://..."}')
@@ -135,15 +153,21 @@ def make_app(service: Service) -> bottle.Bottle:
     def register() -> dict[str, Any]:
         authorize(mutating=True)
         data = read_json()
-        url, name, prefer = data.get("rtsp_url"), data.get("name", ""), data.get("prefer") or "default"
+        url, name, prefer = data.get("rtsp_url"), data.get("name", ""), data.get("prefer")
         if not isinstance(url, str):
             raise _fail(400, "rtsp_url is required and must be a string")
-        if not isinstance(name, str) or len(name) > 200 or any(ord(c) < 32 for c in name):
+        # Control characters, line separators and lone surrogates: header/log injection or a 500 in SQLite.
+        if not isinstance(name, str) or len(name) > 200 or any(
+                unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in name):
             raise _fail(400, "name must be a string of at most 200 printable characters")
-        if prefer not in PREFERENCES:
+        if prefer is None or prefer == "":
+            prefer = "default"
+        if not isinstance(prefer, str) or prefer not in PREFERENCES:  # `[] or "default"` used to pass
             raise _fail(400, f"prefer must be one of {', '.join(PREFERENCES)}")
         try:
             cam, _created = service.register(url, name, prefer)
+        except NotAllowedError as e:
+            raise _fail(403, f"rtsp_url {e}") from None
         except UrlError as e:
             raise _fail(400, f"rtsp_url {e}") from None
         except RegistryError as e:
@@ -217,7 +241,7 @@ def make_app(service: Service) -> bottle.Bottle:
         headers.set_header("X-Frame-Timestamp", f"{frame.captured_at:.3f}")
         headers.set_header("X-Frame-Seq", str(frame.seq))
         headers.set_header("Cache-Control", "no-store")
-        if bottle.request.get_header("If-None-Match") == etag:
+        if bottle.request.environ.get("HTTP_IF_NONE_MATCH") == etag:  # get_header: 500 on non-UTF-8
             bottle.response.status = 304
             return b""
         headers.content_type = "image/jpeg"
@@ -228,6 +252,10 @@ def make_app(service: Service) -> bottle.Bottle:
 
     # Dashboard, MJPEG, /metrics and the plugin that counts snapshot requests (ops_routes.py).
     ops_routes.install(app, service, protect_reads=protect_reads, camera_or_404=camera_or_404)
+
+    @app.get("/openapi.json")
+    def openapi_json() -> dict[str, Any]:
+        return openapi.document((r.method, r.rule) for r in app.routes)
 
     return app
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from rtsp2jpg import board, decoders
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.urls import redact
+from rtsp2jpg.urls import UrlError, redact, validate_rtsp_url
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +240,10 @@ def open_source(spec: SourceSpec) -> Capture:
     """Open `spec` (blocking at most its open timeout); raise SourceError with a redacted reason."""
     if spec.backend == "gstreamer":
         return _open_gstreamer(spec)
+    try:  # FFmpeg opens anything it has a protocol for (file:, concat:, http:): only rtsp(s) gets here
+        validate_rtsp_url(spec.target)
+    except UrlError as e:
+        raise SourceError(f"{spec.label}: refusing to open: the URL {e}") from None
     api = cv2.CAP_FFMPEG
     try:
         cap = cv2.VideoCapture(spec.target, api, list(spec.params))

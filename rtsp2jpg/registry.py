@@ -64,7 +64,32 @@ class Registry:
             self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
         except (OSError, sqlite3.Error) as e:
-            raise RegistryError(f"cannot open camera registry {self.path}: {e}") from None
+            if not self._open_read_only(busy_timeout_sec):
+                raise RegistryError(f"cannot open camera registry {self.path}: {e}") from None
+            log.error("camera registry %s is read-only (%s): registered cameras run, but registering and "
+                      "unregistering answer 503 until it is writable and the service restarts", self.path, e)
+
+    def _open_read_only(self, busy_timeout_sec: float) -> bool:
+        """An SD card remounted read-only after an error must not take the cameras down with it."""
+        if getattr(self, "_db", None) is not None:
+            self._db.close()
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return False
+        # immutable=1 when even the -shm file cannot be created (read-only file system).
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{query}", uri=True, timeout=busy_timeout_sec,
+                                     check_same_thread=False, isolation_level=None)
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                db.execute("SELECT count(*) FROM cameras").fetchone()
+            except sqlite3.Error:
+                continue
+            if version != SCHEMA_VERSION:
+                db.close()
+                return False
+            self._db = db
+            return True
+        return False
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from urllib.parse import urlsplit
+import socket
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 SCHEMES = ("rtsp", "rtsps")
 MAX_URL_LENGTH = 2048
@@ -17,6 +21,10 @@ class UrlError(ValueError):
     """The URL is not one this service will open; the message says why (without the URL)."""
 
 
+class NotAllowedError(UrlError):
+    """The URL's host lies outside `capture.allow_networks` (HTTP 403, not 400: the URL itself is fine)."""
+
+
 def validate_rtsp_url(url: object) -> str:
     """Return `url` if it is a plain rtsp:// or rtsps:// URL with a host, else raise UrlError."""
     if not isinstance(url, str) or not url:
@@ -26,6 +34,8 @@ def validate_rtsp_url(url: object) -> str:
     scheme = url.split(":", 1)[0].lower()
     if scheme not in SCHEMES:
         raise UrlError("must start with rtsp:// or rtsps://")
+    if any("\ud800" <= c <= "\udfff" for c in url):  # lone surrogates (JSON "\ud800") cannot be stored or sent
+        raise UrlError("must be valid Unicode text")
     if _FORBIDDEN.search(url):
         raise UrlError("must not contain spaces, quotes, backslashes, '!' or control characters")
     try:
@@ -61,3 +71,39 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     bare = parts._replace(netloc=hostport).geturl()
     return bare, user, password if _ else None
 
+
+
+def passwords(url: str) -> list[str]:
+    """The password of `url` as written and percent-decoded, for redacting text that has no URL around it."""
+    _, _, password = split_credentials(url)
+    if not password:
+        return []
+    return sorted({password, unquote(password)}, key=len, reverse=True)
+
+
+def check_allowed(url: str, networks: Iterable[str],
+                  resolve: Callable[..., list[Any]] = socket.getaddrinfo) -> None:
+    """Raise NotAllowedError unless every address `url`'s host resolves to is inside `networks`.
+
+    Every address, not any: a name that resolves to one allowed and one foreign address could
+    still be used to reach the foreign one. No networks = no restriction.
+    """
+    nets = [ipaddress.ip_network(n, strict=False) for n in networks]
+    if not nets:
+        return
+    host = urlsplit(url).hostname or ""
+    try:
+        addrs = {ipaddress.ip_address(host.split("%")[0])}
+    except ValueError:
+        try:
+            infos = resolve(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise UrlError("host does not resolve (capture.allow_networks needs an address to check)") from None
+        addrs = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+    if not addrs:
+        raise UrlError("host does not resolve (capture.allow_networks needs an address to check)")
+    for addr in sorted(addrs, key=str):
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        if not any(addr.version == n.version and addr in n for n in nets):
+            raise NotAllowedError(f"host {addr} is outside capture.allow_networks")

@@ -165,7 +165,7 @@ def test_service_reports_401_and_streams_with_quoted_credentials(service_factory
         {"id": "good", "url": auth_rtsp.url()},
     ]})
     assert wait_until(lambda: svc.status("bad")["status"] == "error", 20)
-    assert svc.status("bad")["error"].startswith("authentication failed (401)")
+    assert "(401)" in svc.status("bad")["error"]  # said by rtspcheck after the failed trial
     assert wait_until(lambda: svc.status("good")["status"] == "active", 30), svc.status("good")
     assert svc.status("good")["backend"] == "gstreamer/avdec_h264"
     assert svc.get("/snapshot/good").status == 200

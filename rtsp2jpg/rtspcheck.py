@@ -1,0 +1,127 @@
+"""Why did a camera fail to open? One RTSP DESCRIBE of our own, because OpenCV only says "not opened".
+
+FFmpeg prints the real reason ("401 Unauthorized") to stderr, where no code can attribute it to a
+camera. Before each open the camera thread asks whether the camera answers RTSP at all (OPTIONS), and
+after a failed open it asks `diagnose()` why, which speaks just enough RTSP
+(DESCRIBE with Basic or Digest credentials) to tell refused / silent / wrong password / unknown path
+apart, so `/status` says why and the backoff can be stretched for credential failures (cameras lock
+an account after a few wrong passwords). rtsps:// is not diagnosed (no TLS here); None = no idea.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import socket
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from rtsp2jpg.urls import split_credentials
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    kind: str  # "auth", "not_found", "refused", "no_answer", "unreachable", "rtsp_error", "ok"
+    message: str  # a sentence without credentials
+
+    @property
+    def is_auth(self) -> bool:
+        return self.kind == "auth"
+
+
+def _request(sock: socket.socket, method: str, url: str, cseq: int, auth: str | None) -> tuple[int, dict[str, str]]:
+    lines = [f"{method} {url} RTSP/1.0", f"CSeq: {cseq}", "User-Agent: rtsp2jpg-check", "Accept: application/sdp"]
+    if auth:
+        lines.append(f"Authorization: {auth}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+        if len(buf) > 65536:
+            raise ValueError("oversized reply")
+    head = buf.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    m = re.match(r"RTSP/\d\.\d (\d{3})", head[0])
+    if not m:
+        raise ValueError("not an RTSP reply")
+    headers: dict[str, str] = {}
+    for line in head[1:]:
+        key, _, value = line.partition(":")
+        headers.setdefault(key.strip().lower(), value.strip())
+    return int(m.group(1)), headers
+
+
+def _authorization(challenge: str, method: str, url: str, user: str, password: str) -> str | None:
+    scheme = challenge.split(" ", 1)[0].lower()
+    if scheme == "basic":
+        import base64
+
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    if scheme == "digest":
+        params = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge))
+        realm, nonce = params.get("realm", ""), params.get("nonce", "")
+        ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()  # noqa: S324 - RTSP Digest is MD5
+        ha2 = hashlib.md5(f"{method}:{url}".encode()).hexdigest()  # noqa: S324
+        qop = "auth" if "auth" in [q.strip() for q in params.get("qop", "").split(",")] else ""
+        if qop:  # RFC 2617 with qop=auth; without qop, RFC 2069 (what most cameras ask for)
+            cnonce = secrets.token_hex(8)
+            response = hashlib.md5(f"{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}".encode()).hexdigest()  # noqa: S324
+            extra = f', qop=auth, nc=00000001, cnonce="{cnonce}"'
+        else:
+            response = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()  # noqa: S324
+            extra = ""
+        opaque = f', opaque="{params["opaque"]}"' if "opaque" in params else ""
+        return (f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{url}", '
+                f'response="{response}"{extra}{opaque}')
+    return None
+
+
+def diagnose(url: str, timeout: float = 5.0, method: str = "DESCRIBE") -> Diagnosis | None:
+    """Connect, DESCRIBE (with credentials if the camera asks), and say in one sentence what happened.
+
+    `method="OPTIONS"` only asks whether something answers RTSP at all: it prepares no media and
+    logs nobody in, so it can run before every open (a DESCRIBE right before FFmpeg's own made the
+    test server, and could make a weak camera, fail the connection that followed).
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "rtsp" or not parts.hostname:
+        return None
+    bare, user, password = split_credentials(url)
+    host, port = parts.hostname, parts.port or 554
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError:
+        return Diagnosis("refused", f"connection refused by {host}:{port}")
+    except (OSError, UnicodeError):
+        return Diagnosis("unreachable", f"cannot reach {host}:{port} (no route, DNS or connect timeout)")
+    try:
+        with sock:
+            sock.settimeout(timeout)
+            if method == "OPTIONS":
+                _request(sock, "OPTIONS", bare, 1, None)
+                return Diagnosis("ok", "the camera answers RTSP")
+            code, headers = _request(sock, "DESCRIBE", bare, 1, None)
+            if code == 401:
+                if user is None:
+                    return Diagnosis("auth", "the camera requires a user name and password (401)")
+                challenge = headers.get("www-authenticate", "")
+                auth = _authorization(challenge, "DESCRIBE", bare, unquote(user), unquote(password or ""))
+                if auth is None:
+                    return Diagnosis("rtsp_error", "the camera asks for an unsupported authentication scheme")
+                code, headers = _request(sock, "DESCRIBE", bare, 2, auth)
+                if code in (401, 403):
+                    return Diagnosis("auth", f"the camera rejected the user name or password ({code})")
+            if code == 403:
+                return Diagnosis("auth", "the camera refused access (403)")
+            if code == 404:
+                return Diagnosis("not_found", "the camera has no stream at this path (404)")
+            if code >= 300:
+                return Diagnosis("rtsp_error", f"the camera answered DESCRIBE with RTSP status {code}")
+            return Diagnosis("ok", "the camera answers RTSP")
+    except TimeoutError:
+        return Diagnosis("no_answer", f"{host}:{port} accepts connections but does not answer RTSP")
+    except (OSError, ValueError):
+        return Diagnosis("rtsp_error", f"{host}:{port} does not speak RTSP")
