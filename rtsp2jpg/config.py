@@ -74,7 +74,7 @@ def _slug(v: str) -> str | None:
 class CaptureConfig:
     """How each camera is read; every key can be overridden per camera."""
 
-    decoder: str = _opt("auto", "auto (hardware GStreamer, then software, then FFmpeg), ffmpeg, gstreamer, "
+    decoder: str = _opt("auto", "auto (hardware GStreamer, then FFmpeg, then software GStreamer), ffmpeg, gstreamer, "
                         "software, or a GStreamer decoder element such as nvv4l2decoder", _decoder)
     codec: str = _opt("auto", "stream codec: auto (from the RTSP SDP), h264 or h265", _choice("auto", "h264", "h265"))
     transport: str = _opt("tcp", "RTSP transport: tcp or udp", _choice("tcp", "udp"))

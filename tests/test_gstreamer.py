@@ -19,7 +19,9 @@ from rtsp2jpg.demo import decode_stamp
 CAPS = pipeline.capabilities()
 pytestmark = pytest.mark.skipif(not CAPS.backends["gstreamer"] or "avdec_h264" not in CAPS.elements,
                                 reason="needs OpenCV with GStreamer and gst-libav (Debian python3-opencv)")
-FAST = {"reconnect_delay_sec": 0.5, "reconnect_max_delay_sec": 2, "open_timeout_sec": 5, "stall_timeout_sec": 3}
+# decoder: software puts GStreamer first (auto tries FFmpeg before software GStreamer).
+FAST = {"reconnect_delay_sec": 0.5, "reconnect_max_delay_sec": 2, "open_timeout_sec": 5, "stall_timeout_sec": 3,
+        "decoder": "software"}
 
 
 def decode(body: bytes) -> np.ndarray:

@@ -34,9 +34,17 @@ def test_build_info_no_means_no() -> None:
         "ffmpeg": False, "gstreamer": True}
 
 
-def test_auto_tries_gstreamer_then_ffmpeg() -> None:
-    assert labels(CaptureConfig(), caps()) == ["gstreamer/avdec_h264", "gstreamer/avdec_h265", "ffmpeg"]
-    assert labels(CaptureConfig(codec="h265"), caps()) == ["gstreamer/avdec_h265", "ffmpeg"]
+def test_auto_without_hardware_tries_ffmpeg_then_software_gstreamer() -> None:
+    assert labels(CaptureConfig(), caps()) == ["ffmpeg", "gstreamer/avdec_h264", "gstreamer/avdec_h265"]
+    assert labels(CaptureConfig(codec="h265"), caps()) == ["ffmpeg", "gstreamer/avdec_h265"]
+    # Keyframe-only decoding is GStreamer's alone: then software GStreamer comes before FFmpeg.
+    assert labels(CaptureConfig(codec="h264", keyframes_only=True), caps()) == ["gstreamer/avdec_h264", "ffmpeg"]
+
+
+def test_software_and_gstreamer_pin_gstreamer_first() -> None:
+    assert labels(CaptureConfig(decoder="software"), caps()) == [
+        "gstreamer/avdec_h264", "gstreamer/avdec_h265", "ffmpeg"]
+    assert labels(CaptureConfig(decoder="gstreamer", codec="h265"), caps()) == ["gstreamer/avdec_h265", "ffmpeg"]
 
 
 def test_pip_opencv_without_gstreamer_is_ffmpeg_only() -> None:
@@ -50,7 +58,7 @@ def test_pinned_element_missing_falls_back_to_ffmpeg() -> None:
 def test_jetson_pinned_hardware_then_ffmpeg() -> None:
     c = caps(elements=SOFT | {"nvv4l2decoder", "nvvidconv"}, board="jetson")
     assert labels(CaptureConfig(decoder="nvv4l2decoder", codec="h264"), c) == ["gstreamer/nvv4l2decoder", "ffmpeg"]
-    assert labels(CaptureConfig(codec="h264"), c) == ["gstreamer/nvv4l2decoder", "gstreamer/avdec_h264", "ffmpeg"]
+    assert labels(CaptureConfig(codec="h264"), c) == ["gstreamer/nvv4l2decoder", "ffmpeg", "gstreamer/avdec_h264"]
 
 
 def test_prefer_and_decoder_ffmpeg() -> None:
@@ -60,9 +68,9 @@ def test_prefer_and_decoder_ffmpeg() -> None:
 
 
 def test_gstreamer_sources_carry_codec_and_raw_format() -> None:
-    specs = candidates(URL, CaptureConfig(), caps())
+    specs = candidates(URL, CaptureConfig(decoder="gstreamer"), caps())
     assert [(s.codec, s.pixel_format) for s in specs] == [("h264", "I420"), ("h265", "I420"), ("", "BGR")]
-    assert "s3cret" not in repr(candidates("rtsp://u:s3cret@h/x", CaptureConfig(), caps())[0])
+    assert "s3cret" not in repr(candidates("rtsp://u:s3cret@h/x", CaptureConfig(decoder="gstreamer"), caps())[0])
 
 
 def test_every_table_element_is_probed() -> None:

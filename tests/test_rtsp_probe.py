@@ -146,7 +146,9 @@ def test_probe_authenticates(auth_rtsp: AuthRtspServer) -> None:
     assert bare.status == 401 and "no credentials" in bare.error
 
 
-FAST = {"reconnect_delay_sec": 0.5, "reconnect_max_delay_sec": 2, "open_timeout_sec": 5, "stall_timeout_sec": 3}
+# decoder: software puts GStreamer first (auto tries FFmpeg before software GStreamer).
+FAST = {"reconnect_delay_sec": 0.5, "reconnect_max_delay_sec": 2, "open_timeout_sec": 5, "stall_timeout_sec": 3,
+        "decoder": "software"}
 
 
 def _gstreamer_software() -> bool:
