@@ -73,6 +73,9 @@ class Service:
         self.registry = registry or Registry(config.storage.db_path)
         self.started_at = time.time()
         self._cameras: dict[str, Camera] = {}
+        # Every camera password this process has handled, removed cameras included: an abandoned
+        # open may still print its pipeline (user-pw=...) after the camera is gone.
+        self.secrets: set[str] = set()
         self._lock = threading.Lock()
         self._listeners: list[Callable[[StatusChange], None]] = []
         self._stopped = False
@@ -175,6 +178,7 @@ class Service:
 
     def _start_camera(self, camera_id: str, name: str, url: str, capture: CaptureConfig, *,
                       source: str = "api", prefer: str = "default") -> Camera:
+        self.secrets.update(passwords(url))  # before anything can print the URL
         sources = self.backend.candidates(url, capture, self.backend.capabilities, prefer)
         cam = Camera(camera_id, name, url, capture, sources, open_source=self.backend.open_source,
                      on_status=self._notify, source=source, prefer=prefer, diagnose=self.backend.diagnose,
@@ -276,13 +280,16 @@ def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], N
 
     # OpenCV/FFmpeg/GStreamer write to fd 2 directly, past the redacting log formatter: filter fd 2 too.
     services: list[Service] = []
-    redactor = NativeStderrRedactor(lambda: [p for s in services for c in s.cameras() for p in passwords(c.url)])
-    redactor.start()
+    secrets = lambda: [p for s in services for p in s.secrets]  # noqa: E731
+    redactors = [NativeStderrRedactor(secrets, fd) for fd in (2, 1)]
+    for redactor in redactors:
+        redactor.start()
     try:
         backend = backend or default_backend(config)
         service = Service(config, backend)
     except BaseException:
-        redactor.stop()  # give fd 2 back so the caller's error message is not lost with the pump thread
+        for redactor in redactors:
+            redactor.stop()  # give fds 1 and 2 back so the caller's error message is not lost with the pumps
         raise
     services.append(service)
     http = config.http
@@ -325,5 +332,6 @@ def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], N
         server.close()
         service.stop()
         log.info("stopped")
-        redactor.stop()
+        for redactor in redactors:
+            redactor.stop()
     return 0

@@ -74,8 +74,8 @@ def _slug(v: str) -> str | None:
 class CaptureConfig:
     """How each camera is read; every key can be overridden per camera."""
 
-    decoder: str = _opt("auto", "auto (hardware GStreamer, then FFmpeg, then software GStreamer), ffmpeg, gstreamer, "
-                        "software, or a GStreamer decoder element such as nvv4l2decoder", _decoder)
+    decoder: str = _opt("auto", "auto (hardware GStreamer, FFmpeg, software GStreamer), ffmpeg, gstreamer, "
+                        "software, or a decoder element such as nvv4l2decoder", _decoder)
     codec: str = _opt("auto", "stream codec: auto (from the RTSP SDP), h264 or h265", _choice("auto", "h264", "h265"))
     transport: str = _opt("tcp", "RTSP transport: tcp or udp", _choice("tcp", "udp"))
     reconnect_delay_sec: float = _opt(2.0, "first reconnect delay; doubles (with jitter) per failure", _positive)

@@ -21,8 +21,9 @@ MIN_SECRET = 4  # shorter "passwords" would blank out ordinary words; URL redact
 class NativeStderrRedactor:
     """Owns the pipe behind fd 2 and the thread that drains it; `stop()` restores fd 2. Idempotent."""
 
-    def __init__(self, secrets: Callable[[], Iterable[str]] = tuple) -> None:
+    def __init__(self, secrets: Callable[[], Iterable[str]] = tuple, fd: int = 2) -> None:
         self._secrets = secrets
+        self._fd = fd  # 2, and 1 too: OpenCV writes its INFO/DEBUG lines (pipelines included) to stdout
         self._saved: int | None = None
         self._thread: threading.Thread | None = None
 
@@ -30,11 +31,11 @@ class NativeStderrRedactor:
         if self._saved is not None:
             return
         read_fd, write_fd = os.pipe()
-        self._saved = os.dup(2)
-        os.dup2(write_fd, 2)
+        self._saved = os.dup(self._fd)
+        os.dup2(write_fd, self._fd)
         os.close(write_fd)
         self._thread = threading.Thread(target=self._pump, args=(read_fd, self._saved),
-                                        name="stderr-redactor", daemon=True)
+                                        name=f"fd{self._fd}-redactor", daemon=True)
         self._thread.start()
 
     def clean(self, line: str) -> str:
@@ -75,7 +76,7 @@ class NativeStderrRedactor:
         if self._saved is None:
             return
         saved, self._saved = self._saved, None
-        os.dup2(saved, 2)  # closes the pipe's last write end: the pump sees EOF
+        os.dup2(saved, self._fd)  # closes the pipe's last write end: the pump sees EOF
         if self._thread is not None:
             self._thread.join(2.0)
         os.close(saved)
