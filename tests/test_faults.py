@@ -188,7 +188,7 @@ def test_unreachable_cameras_do_not_block_requests(service_factory, mode):
             wait_until(lambda: "refused" in _state(svc, ids[0])[1], 30)
 
 
-def test_black_hole_cameras_do_not_delay_a_healthy_one(service_factory, rtsp):
+def test_black_hole_cameras_do_not_delay_a_healthy_one(service_factory, own_rtsp):
     """OpenCV 4.6 opens FFmpeg captures under one global mutex: without the RTSP pre-check, each
     silent camera held every other camera's open back for its whole open timeout (measured: 16.5 s
     for a healthy camera behind one silent one with open_timeout_sec 15)."""
@@ -196,5 +196,5 @@ def test_black_hole_cameras_do_not_delay_a_healthy_one(service_factory, rtsp):
         svc = service_factory({"capture": {**FAST, "open_timeout_sec": 30},
                                "cameras": [{"id": f"mute{i}", "url": silent.url(f"m{i}")} for i in range(4)]})
         wait_until(lambda: silent.connections >= 4, 10)
-        cam = svc.post("/register", {"rtsp_url": rtsp.url("cam")}).json()["id"]
+        cam = svc.post("/register", {"rtsp_url": own_rtsp.url("cam")}).json()["id"]
         wait_until(lambda: svc.status(cam)["status"] == "active", 20)  # well inside one open timeout
