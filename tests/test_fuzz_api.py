@@ -93,7 +93,8 @@ _HEADERS = st.dictionaries(st.sampled_from(["Authorization", "X-API-Key", "If-No
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(tmp_path_factory, rtsp):
+def fuzz_target(tmp_path_factory, _rtsp_session):
+    rtsp = _rtsp_session  # module scope: the session server itself (the `rtsp` fixture is per test)
     from service_process import ServiceProcess
 
     svc = ServiceProcess(tmp_path_factory.mktemp("fuzz"), {
