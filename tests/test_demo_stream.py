@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -36,10 +35,11 @@ WIDTH, HEIGHT = 640, 360
 STREAMS = {"cam": f"{WIDTH}x{HEIGHT}@25:h264", "hevc": f"{WIDTH}x{HEIGHT}@25:h265"}
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RtspServer]:
-    with RtspServer(STREAMS) as srv:
-        yield srv
+@pytest.fixture
+def server(rtsp: RtspServer) -> RtspServer:
+    """The session server (same STREAMS), checked to be sending before each test (see conftest.py)."""
+    assert rtsp.streams == STREAMS
+    return rtsp
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +76,7 @@ def read_frames(url: str, count: int, timeout: float = 30.0) -> list[tuple[float
     return frames
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def captured(server: RtspServer) -> dict[str, list[tuple[float, np.ndarray]]]:
     """30 frames of each stream, read once for the tests below (each open costs ~1 s of probing)."""
     return {name: read_frames(server.url(name), 30) for name in STREAMS}
