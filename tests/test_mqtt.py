@@ -155,7 +155,7 @@ def test_sigkill_leaves_the_will(service_factory, broker):
 def test_broker_restart_republishes_the_latest_truth(own_rtsp, service_factory, broker):
     svc = service_factory({"device_id": "edge-01", "mqtt": mqtt_cfg(broker),
                            "capture": {"reconnect_delay_sec": 0.5, "reconnect_max_delay_sec": 1,
-                                       "open_timeout_sec": 2, "stall_timeout_sec": 2},
+                                       "open_timeout_sec": 6, "stall_timeout_sec": 3},
                            "cameras": [{"id": "yard", "url": own_rtsp.url("cam")}]})
     topic = f"{ROOT}/cameras/yard/status"
     with Subscriber(broker, [topic]) as sub:
