@@ -271,19 +271,13 @@ def build(cls: type, data: Any, path: str, env: Mapping[str, str], base: Any = N
         raw = data[f.name]
         if dataclasses.is_dataclass(kind):
             values[f.name] = build(kind, raw, where, env, inherited)
-        elif get_origin(kind) is tuple and get_args(kind)[0] is str:
-            value = _str_tuple(raw, where, env)
-            check = f.metadata.get("check")
-            problem = check(value) if check else None
-            if problem:
-                raise ConfigError(f"{where}: {problem}")
-            values[f.name] = value
-        elif get_origin(kind) is tuple:
+        elif get_origin(kind) is tuple and get_args(kind)[0] is not str:
             values[f.name] = _build_cameras(raw, where, env, base_capture=None)
         else:
-            if isinstance(raw, str):
-                raw = _substitute(raw, where, env)
-            value = _convert(raw, kind, where)
+            if get_origin(kind) is tuple:
+                value = _str_tuple(raw, where, env)
+            else:
+                value = _convert(_substitute(raw, where, env) if isinstance(raw, str) else raw, kind, where)
             check = f.metadata.get("check")
             problem = check(value) if check else None
             if problem:
