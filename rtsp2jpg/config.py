@@ -89,8 +89,9 @@ class CaptureConfig:
     stop_timeout_sec: float = _opt(5.0, "how long stop() waits for a capture thread", _positive)
     auth_retry_delay_sec: float = _opt(300.0, "first retry delay after the camera refused the credentials "
                                        "(doubles up to 1 h), so a camera is not hammered into a lockout", _positive)
-    allow_networks: tuple[str, ...] = _opt((), "CIDRs API registrations may point at (empty = any); host names "
-                                           "are resolved at registration", _networks)
+    allow_networks: tuple[str, ...] = _opt((), "CIDRs cameras may point at (empty = any); checked at registration, "
+                                           "at start and before every reconnect (names are resolved each time)",
+                                           _networks)
 
 
 @dataclass(frozen=True)
