@@ -19,6 +19,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+from rtsp2jpg.topics import level_problem, prefix_problem
 from rtsp2jpg.urls import UrlError, validate_rtsp_url
 
 
@@ -64,6 +65,14 @@ def _networks(v: tuple[str, ...]) -> str | None:
         except ValueError:
             return f"{item!r} is not a network like 192.168.1.0/24 or 10.0.0.5"
     return None
+
+
+def _topic_prefix(v: str) -> str | None:
+    return prefix_problem(v)
+
+
+def _device_id(v: str) -> str | None:
+    return level_problem(v) if v else None  # empty = the hostname, checked when MQTT starts
 
 
 def _slug(v: str) -> str | None:
@@ -133,7 +142,7 @@ class TlsConfig:
 @dataclass(frozen=True)
 class HomeAssistantConfig:
     enabled: bool = _opt(True, "publish Home Assistant discovery configs")
-    prefix: str = _opt("homeassistant", "discovery prefix")
+    prefix: str = _opt("homeassistant", "discovery prefix", _topic_prefix)
 
 
 @dataclass(frozen=True)
@@ -144,7 +153,7 @@ class MqttConfig:
     client_id: str = _opt("", "client id (empty = rtsp2jpg-<device_id>)")
     username: str = _opt("", "broker user name")
     password: str = _opt("", "broker password (use ${VAR} to keep it out of the file)")
-    base_topic: str = _opt("rtsp2jpg", "topics live under <base_topic>/<device_id>/")
+    base_topic: str = _opt("rtsp2jpg", "topics live under <base_topic>/<device_id>/", _topic_prefix)
     keepalive: int = _opt(60, "MQTT keepalive seconds", _range(5, 3600))
     snapshot_interval_sec: float = _opt(0.0, "publish a snapshot per camera this often (0 = off)", _non_negative)
     snapshot_quality: int = _opt(70, "JPEG quality of published snapshots", _range(1, 100))
@@ -169,7 +178,7 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class Config:
-    device_id: str = _opt("", "device name in MQTT topics (default: hostname)")
+    device_id: str = _opt("", "device name in MQTT topics (default: hostname)", _device_id)
     log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR", _choice("DEBUG", "INFO", "WARNING", "ERROR"))
     http: HttpConfig = field(default_factory=HttpConfig, metadata={"help": "HTTP API"})
     storage: StorageConfig = field(default_factory=StorageConfig, metadata={"help": "camera registry"})
