@@ -232,6 +232,10 @@ class Camera:
         except UrlError as e:
             self._set_status(Status.ERROR, str(e))
             return False
+        except Exception as e:  # fail closed: a check that cannot run admits nothing
+            log.exception("%s: checking capture.allow_networks failed", self.id)
+            self._set_status(Status.ERROR, f"cannot check capture.allow_networks ({type(e).__name__})")
+            return False
         return True
 
     def _check(self, method: str) -> Any:

@@ -67,14 +67,6 @@ def _networks(v: tuple[str, ...]) -> str | None:
     return None
 
 
-def _topic_prefix(v: str) -> str | None:
-    return prefix_problem(v)
-
-
-def _device_id(v: str) -> str | None:
-    return level_problem(v) if v else None  # empty = the hostname, checked when MQTT starts
-
-
 def _slug(v: str) -> str | None:
     return None if SLUG.match(v) else "must be a slug: lower-case letters, digits, '-' or '_' (1-63 chars)"
 
@@ -142,7 +134,7 @@ class TlsConfig:
 @dataclass(frozen=True)
 class HomeAssistantConfig:
     enabled: bool = _opt(True, "publish Home Assistant discovery configs")
-    prefix: str = _opt("homeassistant", "discovery prefix", _topic_prefix)
+    prefix: str = _opt("homeassistant", "discovery prefix", prefix_problem)
 
 
 @dataclass(frozen=True)
@@ -153,7 +145,7 @@ class MqttConfig:
     client_id: str = _opt("", "client id (empty = rtsp2jpg-<device_id>)")
     username: str = _opt("", "broker user name")
     password: str = _opt("", "broker password (use ${VAR} to keep it out of the file)")
-    base_topic: str = _opt("rtsp2jpg", "topics live under <base_topic>/<device_id>/", _topic_prefix)
+    base_topic: str = _opt("rtsp2jpg", "topics live under <base_topic>/<device_id>/", prefix_problem)
     keepalive: int = _opt(60, "MQTT keepalive seconds", _range(5, 3600))
     snapshot_interval_sec: float = _opt(0.0, "publish a snapshot per camera this often (0 = off)", _non_negative)
     snapshot_quality: int = _opt(70, "JPEG quality of published snapshots", _range(1, 100))
@@ -178,7 +170,8 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class Config:
-    device_id: str = _opt("", "device name in MQTT topics (default: hostname)", _device_id)
+    # Empty = the hostname, checked when MQTT starts.
+    device_id: str = _opt("", "device name in MQTT topics (default: hostname)", lambda v: v and level_problem(v))
     log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR", _choice("DEBUG", "INFO", "WARNING", "ERROR"))
     http: HttpConfig = field(default_factory=HttpConfig, metadata={"help": "HTTP API"})
     storage: StorageConfig = field(default_factory=StorageConfig, metadata={"help": "camera registry"})

@@ -210,8 +210,6 @@ def table(view: dict[str, Any], now: float | None = None) -> str:
     lines.append(f"{s['devices']} device(s), {s['offline']} offline; {s['cameras']} camera(s): "
                  f"{s['active']} active, {s['connecting']} connecting, {s['error']} error, "
                  f"{s['inactive']} inactive, {s['unknown']} unknown")
-    if view.get("malformed"):
-        lines.append(f"{view['malformed']} malformed message(s) skipped")
     return "\n".join(line.rstrip() for line in lines)
 
 
