@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any
 from rtsp2jpg import __version__, sdnotify
 from rtsp2jpg.camera import Camera, StatusChange
 from rtsp2jpg.config import CaptureConfig, Config
-from rtsp2jpg.registry import Registration, Registry
+from rtsp2jpg.registry import Registration, Registry, RegistryError
 from rtsp2jpg.urls import check_allowed, passwords, validate_rtsp_url
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,9 @@ class Service:
         # open may still print its pipeline (user-pw=...) after the camera is gone.
         self.secrets: set[str] = set()
         self._lock = threading.Lock()
+        # Held across the same-URL check, the registry insert and the camera insert: two requests
+        # for one URL must not both start a Camera under one id. Only fast work happens under it.
+        self._register_lock = threading.Lock()
         self._listeners: list[Callable[[StatusChange], None]] = []
         self._stopped = False
         if publisher is None and config.mqtt.enabled:
@@ -86,6 +90,7 @@ class Service:
         self.publisher = publisher
         if publisher is not None:
             self.add_listener(publisher.on_status)
+        self.resolve: Callable[..., Any] = socket.getaddrinfo  # tests inject a changing resolver
         self.last_tick = time.monotonic()
         self.dead_threads: list[str] = []
         self._stop_supervisor = threading.Event()
@@ -102,7 +107,12 @@ class Service:
             self.publisher.start()  # before cameras, so their first transitions are published
         for cam in self.config.cameras:
             self._start_camera(cam.id, cam.name, cam.url, cam.capture, source="config")
-        for reg in self.registry.all():
+        try:
+            registered = self.registry.all()
+        except RegistryError as e:  # the config cameras must run even if the registry cannot be read
+            log.error("%s; starting without registered cameras", e)
+            registered = []
+        for reg in registered:
             if reg.id in self._cameras:
                 log.warning("%s: registered camera shadowed by a camera of the same id in the config", reg.id)
                 continue
@@ -180,13 +190,19 @@ class Service:
                       source: str = "api", prefer: str = "default") -> Camera:
         self.secrets.update(passwords(url))  # before anything can print the URL
         sources = self.backend.candidates(url, capture, self.backend.capabilities, prefer)
+        networks = capture.allow_networks
         cam = Camera(camera_id, name, url, capture, sources, open_source=self.backend.open_source,
                      on_status=self._notify, source=source, prefer=prefer, diagnose=self.backend.diagnose,
-                     probe=self.backend.probe)
+                     probe=self.backend.probe, admit=lambda u: self._admit(u, networks))
         with self._lock:
             self._cameras[camera_id] = cam
         cam.start()
         return cam
+
+    def _admit(self, url: str, networks: tuple[str, ...]) -> None:
+        """Before every connection (start, reconnect): the registry may predate the allow-list, and a
+        name may resolve elsewhere later. Raises NotAllowedError/UrlError; the camera shows it."""
+        check_allowed(url, networks, self.resolve)
 
     def cameras(self) -> list[Camera]:
         with self._lock:
@@ -202,27 +218,36 @@ class Service:
         if prefer not in PREFERENCES:
             raise ValueError(f"prefer must be one of {', '.join(PREFERENCES)}")
         # A leaked API key must not turn the device into a scanner of arbitrary hosts.
-        check_allowed(url, self.config.capture.allow_networks)
-        for cam in self.cameras():
-            if cam.url == url:
-                return cam, False
-        reg: Registration
-        reg, created = self.registry.add(url, name, prefer)
-        existing = self.camera(reg.id)
-        if existing is not None:
-            return existing, False
-        cam = self._start_camera(reg.id, reg.name, reg.url, self.config.capture, prefer=reg.prefer)
+        check_allowed(url, self.config.capture.allow_networks, self.resolve)
+        with self._register_lock:  # check, insert and start as one step (see __init__)
+            same = self._find_same(url)
+            if same is not None:
+                return same, False
+            reg: Registration
+            reg, created = self.registry.add(url, name, prefer)
+            existing = self.camera(reg.id)
+            if existing is not None:
+                return existing, False
+            cam = self._start_camera(reg.id, reg.name, reg.url, self.config.capture, prefer=reg.prefer)
         log.info("%s: registered (%s)", cam.id, "new" if created else "from registry")
         return cam, True
+
+    def _find_same(self, url: str) -> Camera | None:
+        """The running camera that already reads `url`; called under the registration lock."""
+        for cam in self.cameras():
+            if cam.url == url:
+                return cam
+        return None
 
     def unregister(self, camera_id: str) -> bool:
         """Remove from the registry first (so a crash cannot resurrect it), then stop the thread."""
         cam = self.camera(camera_id)
         if cam is not None and cam.source == "config":
             raise ConflictError(f"camera {camera_id} is declared in the config file; remove it there")
-        removed = self.registry.remove(camera_id)
-        with self._lock:
-            cam = self._cameras.pop(camera_id, None)
+        with self._register_lock:  # not between another request's check and its start
+            removed = self.registry.remove(camera_id)
+            with self._lock:
+                cam = self._cameras.pop(camera_id, None)
         if cam is not None:
             cam.stop()
             log.info("%s: unregistered", camera_id)
@@ -245,7 +270,12 @@ class Service:
                 "decoders": dict(getattr(caps, "decoders", {})),
                 "board": getattr(caps, "board", "generic"),
                 "board_model": getattr(caps, "board_model", ""),
-                "cameras": self.counts(), **self._mqtt_health()}
+                "cameras": self.counts(), **self._mqtt_health(), **self._registry_health()}
+
+    def _registry_health(self) -> dict[str, Any]:
+        """Present only after a corrupt registry was moved aside at start (see Registry.recovery)."""
+        recovery = getattr(self.registry, "recovery", None)
+        return {"registry": dict(recovery)} if recovery else {}
 
     def _mqtt_health(self) -> dict[str, Any]:
         if self.publisher is None:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.frames import Frame, FrameSlot
-from rtsp2jpg.urls import redact
+from rtsp2jpg.urls import UrlError, redact
 
 log = logging.getLogger("rtsp2jpg.worker")
 
@@ -66,6 +66,17 @@ class Stats:
 DEFINITE_FAILURES = frozenset({"refused", "unreachable", "no_answer", "auth", "not_found"})
 
 
+def _name_os_thread(name: str) -> None:
+    """Give the OS thread the Python name (`top -H`, /proc/<pid>/task/*/comm; 15 bytes on Linux)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
 def looks_blank(image: Any) -> bool:
     """FFmpeg conceals what it cannot decode (no keyframe yet, garbled references) as flat mid-grey.
 
@@ -83,7 +94,7 @@ class Camera:
                  open_source: Callable[[Any], Capture], on_status: Callable[[StatusChange], None],
                  source: str = "api", prefer: str = "default", clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, probe: Callable[[str, float], Any] | None = None,
-                 diagnose: Callable[..., Any] | None = None) -> None:
+                 diagnose: Callable[..., Any] | None = None, admit: Callable[[str], None] | None = None) -> None:
         self.id = camera_id
         self.name = name or camera_id
         self.url = url
@@ -108,6 +119,9 @@ class Camera:
         self._failures = 0
         self._diagnose = diagnose  # (url, timeout, method) -> rtspcheck.Diagnosis | None: why an open failed
         self._auth_failures = 0  # consecutive "wrong password" answers: backoff stretched, FFmpeg skipped
+        # (url) -> None, or UrlError saying why this URL may not be opened (capture.allow_networks).
+        # Asked before every connection: a name may resolve elsewhere tomorrow.
+        self._admit = admit
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -163,6 +177,7 @@ class Camera:
     # -- the thread ------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        _name_os_thread(f"camera-{self.id}")
         try:
             while not self._stop.is_set():
                 self._session()
@@ -208,6 +223,21 @@ class Camera:
             sources = [s for s in sources if getattr(s, "codec", "") in ("", info.codec)]
         return sources
 
+    def _admitted(self) -> bool:
+        """False, with the status set to error and why, when the URL may not be opened now."""
+        if self._admit is None:
+            return True
+        try:
+            self._admit(self.url)
+        except UrlError as e:
+            self._set_status(Status.ERROR, str(e))
+            return False
+        except Exception as e:  # fail closed: a check that cannot run admits nothing
+            log.exception("%s: checking capture.allow_networks failed", self.id)
+            self._set_status(Status.ERROR, f"cannot check capture.allow_networks ({type(e).__name__})")
+            return False
+        return True
+
     def _check(self, method: str) -> Any:
         """Our own RTSP request, for a reason more useful than "could not open"; None = no idea."""
         if self._diagnose is None or self._stop.is_set():
@@ -227,6 +257,8 @@ class Camera:
         replaces FFmpeg's login (one failed login per retry, not two). Only a definite answer
         (refused, silent, 401/403, 404) stops here; the rest is left to the real sources.
         """
+        if not self._admitted():
+            return None
         diagnosis = self._check("DESCRIBE" if self._auth_failures else "OPTIONS")
         if diagnosis is not None and diagnosis.kind in DEFINITE_FAILURES:
             self._auth_failures = self._auth_failures + 1 if diagnosis.is_auth else 0

@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok, 1 runtime failure (no frame, request refused), 2 bad configuration or usage,
 3 OpenCV (cv2) missing, 4 a running service could not be reached (`cameras`) or the MQTT broker
-(`fleet`, which exits 1 when a camera is in error or a device offline).
+(`fleet`, which exits 1 when a camera is in error or a device offline, and 5 when all else is well
+but malformed messages were skipped).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+from rtsp2jpg.topics import level_problem, prefix_problem
 from rtsp2jpg.urls import UrlError, validate_rtsp_url
 
 
@@ -89,8 +90,9 @@ class CaptureConfig:
     stop_timeout_sec: float = _opt(5.0, "how long stop() waits for a capture thread", _positive)
     auth_retry_delay_sec: float = _opt(300.0, "first retry delay after the camera refused the credentials "
                                        "(doubles up to 1 h), so a camera is not hammered into a lockout", _positive)
-    allow_networks: tuple[str, ...] = _opt((), "CIDRs API registrations may point at (empty = any); host names "
-                                           "are resolved at registration", _networks)
+    allow_networks: tuple[str, ...] = _opt((), "CIDRs cameras may point at (empty = any); checked at registration, "
+                                           "at start and before every reconnect (names are resolved each time)",
+                                           _networks)
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ class TlsConfig:
 @dataclass(frozen=True)
 class HomeAssistantConfig:
     enabled: bool = _opt(True, "publish Home Assistant discovery configs")
-    prefix: str = _opt("homeassistant", "discovery prefix")
+    prefix: str = _opt("homeassistant", "discovery prefix", prefix_problem)
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ class MqttConfig:
     client_id: str = _opt("", "client id (empty = rtsp2jpg-<device_id>)")
     username: str = _opt("", "broker user name")
     password: str = _opt("", "broker password (use ${VAR} to keep it out of the file)")
-    base_topic: str = _opt("rtsp2jpg", "topics live under <base_topic>/<device_id>/")
+    base_topic: str = _opt("rtsp2jpg", "topics live under <base_topic>/<device_id>/", prefix_problem)
     keepalive: int = _opt(60, "MQTT keepalive seconds", _range(5, 3600))
     snapshot_interval_sec: float = _opt(0.0, "publish a snapshot per camera this often (0 = off)", _non_negative)
     snapshot_quality: int = _opt(70, "JPEG quality of published snapshots", _range(1, 100))
@@ -168,7 +170,8 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class Config:
-    device_id: str = _opt("", "device name in MQTT topics (default: hostname)")
+    # Empty = the hostname, checked when MQTT starts.
+    device_id: str = _opt("", "device name in MQTT topics (default: hostname)", lambda v: v and level_problem(v))
     log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR", _choice("DEBUG", "INFO", "WARNING", "ERROR"))
     http: HttpConfig = field(default_factory=HttpConfig, metadata={"help": "HTTP API"})
     storage: StorageConfig = field(default_factory=StorageConfig, metadata={"help": "camera registry"})

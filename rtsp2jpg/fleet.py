@@ -3,16 +3,23 @@
 It subscribes to `<base>/+/availability`, `<base>/+/state` and `<base>/+/cameras/+/status` (never
 the snapshots), then publishes a marker to itself: the broker replays retained messages before it
 delivers the marker, so the marker says "you have the whole fleet". Exit 1 when any camera is in
-`error` or any device is `offline`; 4 when the broker cannot be read (as `cameras` for a service).
+`error` or any device is `offline`; 4 when the broker cannot be read (as `cameras` for a service);
+5 when all that could be read is fine but malformed messages were skipped.
+
+Anyone who may publish to the broker writes what this prints: every message is checked against the
+contract (types, sizes, finite numbers) and skipped if it does not fit, and every printed cell has
+its control characters (terminal escapes, bidi overrides) shown as `\x1b`-style escapes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import threading
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -21,6 +28,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 UNREACHABLE = 4  # exit code, as cli.py's "could not be reached"
+MALFORMED = 5  # exit code: readable messages all fine, but some did not fit the contract
+MAX_PAYLOAD = 65536  # a status or state payload is well under 1 KiB
+STATUSES = ("active", "connecting", "error", "inactive", "unknown")
+_NUMBER_FIELDS = ("since", "last_seen", "fps", "width", "height")
+_TEXT_FIELDS = ("status", "previous", "error", "backend")
+
+
+class Malformed(ValueError):
+    """A message that does not fit the MQTT contract; it is skipped and counted."""
 QUIET_SEC = 2.0  # no marker (publishing denied) and nothing new for this long: the replay is over
 CAMERA_FIELDS = ("status", "previous", "since", "last_seen", "error", "backend", "fps", "width", "height")
 
@@ -40,25 +56,47 @@ class Fleet:
         self.devices: dict[str, Device] = {}
         self.lock = threading.Lock()
         self.version = 0  # bumped on every change; --watch prints when it moves
+        self.malformed = 0  # messages skipped because they do not fit the contract
 
     def apply(self, topic: str, payload: bytes) -> None:
-        """One retained message; an empty payload deletes (a camera was unregistered)."""
+        """One retained message; an empty payload deletes (a camera was unregistered).
+
+        A message that does not fit the contract changes nothing and is counted in `malformed`.
+        """
+        try:
+            self._apply(topic, payload)
+        except (Malformed, ValueError, TypeError, RecursionError, OverflowError):
+            with self.lock:
+                self.malformed += 1
+                self.version += 1
+
+    def _apply(self, topic: str, payload: bytes) -> None:
         if not topic.startswith(self.base + "/"):
             return
         parts = topic[len(self.base) + 1:].split("/")
-        with self.lock:
-            if len(parts) == 2 and parts[1] == "availability":
-                self._device(parts[0]).availability = payload.decode("utf-8", "replace") or "unknown"
-            elif len(parts) == 2 and parts[1] == "state":
-                self._device(parts[0]).state = _json(payload)
-            elif len(parts) == 4 and parts[1] == "cameras" and parts[3] == "status":
+        if len(payload) > MAX_PAYLOAD:
+            raise Malformed("payload too large")
+        if len(parts) == 2 and parts[1] == "availability":
+            text = payload.decode("utf-8")
+            if text not in ("online", "offline", ""):
+                raise Malformed("availability is neither online nor offline")
+            with self.lock:
+                self._device(parts[0]).availability = text or "unknown"
+        elif len(parts) == 2 and parts[1] == "state":
+            state = _state(payload) if payload else {}
+            with self.lock:
+                self._device(parts[0]).state = state
+        elif len(parts) == 4 and parts[1] == "cameras" and parts[3] == "status":
+            status = _status(payload) if payload else None
+            with self.lock:
                 cameras = self._device(parts[0]).cameras
-                if payload:
-                    cameras[parts[2]] = _json(payload)
+                if status is not None:
+                    cameras[parts[2]] = status
                 else:
                     cameras.pop(parts[2], None)
-            else:
-                return
+        else:
+            return
+        with self.lock:
             self.version += 1
 
     def _device(self, device_id: str) -> Device:
@@ -83,19 +121,67 @@ class Fleet:
                    "cameras": len(cams)}
         for status in ("active", "connecting", "error", "inactive", "unknown"):
             summary[status] = sum(c["status"] == status for c in cams)
-        return {"ok": summary["offline"] == 0 and summary["error"] == 0, "summary": summary, "devices": devices}
+            malformed = self.malformed
+        return {"ok": summary["offline"] == 0 and summary["error"] == 0, "summary": summary, "devices": devices,
+                "malformed": malformed}
 
 
-def _json(payload: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(payload)
-    except ValueError:
-        return {"status": "unknown", "error": "unreadable payload"}
-    return data if isinstance(data, dict) else {}
+def _object(payload: bytes) -> dict[str, Any]:
+    data = json.loads(payload.decode("utf-8"))  # ValueError/RecursionError: counted by apply()
+    if not isinstance(data, dict):
+        raise Malformed("payload is not a JSON object")
+    return data
+
+
+def _number(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool)
+                             and math.isfinite(value) and abs(value) <= 1e15)
+
+
+def _status(payload: bytes) -> dict[str, Any]:
+    """`.../cameras/<id>/status` as the contract says (topics.status_payload), else Malformed."""
+    data = _object(payload)
+    if data.get("status") not in STATUSES:
+        raise Malformed("unknown camera status")
+    if not all(data.get(k) is None or isinstance(data.get(k), str) for k in _TEXT_FIELDS):
+        raise Malformed("a text field is not text")
+    if not all(_number(data.get(k)) for k in _NUMBER_FIELDS):
+        raise Malformed("a number field is not a finite number")
+    return {k: data.get(k) for k in CAMERA_FIELDS}
+
+
+def _state(payload: bytes) -> dict[str, Any]:
+    """`.../state` (topics.state_payload), else Malformed."""
+    data = _object(payload)
+    cameras = data.get("cameras")
+    if cameras is not None and not (isinstance(cameras, list) and all(isinstance(c, str) for c in cameras)):
+        raise Malformed("state.cameras is not a list of ids")
+    if not all(data.get(k) is None or isinstance(data.get(k), str) for k in ("version", "hostname")):
+        raise Malformed("a text field is not text")
+    if not _number(data.get("started_at")):
+        raise Malformed("state.started_at is not a finite number")
+    return {k: data.get(k) for k in ("version", "hostname", "started_at", "cameras")}
+
+
+_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}  # controls, format (bidi), surrogates, separators
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: every control or format character becomes a visible escape."""
+    if text.isprintable() and text.isascii():
+        return text
+    out = []
+    for c in text:
+        if unicodedata.category(c) in _INVISIBLE:
+            out.append(f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" if ord(c) < 0x10000
+                       else f"\\U{ord(c):08x}")
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 def ago(ts: Any, now: float) -> str:
-    if not isinstance(ts, int | float) or ts <= 0:
+    if not isinstance(ts, int | float) or not math.isfinite(ts) or ts <= 0 or abs(ts) > 1e15:
         return "-"
     s = max(0, int(now - ts))
     if s < 60:
@@ -113,9 +199,10 @@ def table(view: dict[str, Any], now: float | None = None) -> str:
     for dev in view["devices"]:
         first = True
         for cam in dev["cameras"] or [{"id": "-", "status": "-"}]:
-            rows.append((dev["device"] if first else "", dev["availability"] if first else "", cam["id"],
-                         cam["status"], ago(cam.get("since"), now), ago(cam.get("last_seen"), now),
-                         (cam.get("error") or "")[:80]))
+            rows.append(tuple(printable(str(cell)) for cell in (
+                dev["device"] if first else "", dev["availability"] if first else "", cam["id"],
+                cam["status"], ago(cam.get("since"), now), ago(cam.get("last_seen"), now)))
+                + (printable(str(cam.get("error") or ""))[:80],))
             first = False
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:6], widths, strict=True)) + "  " + r[6] for r in rows]
@@ -171,7 +258,11 @@ class Reader:
         if msg.topic == self.marker:
             self.complete.set()
         else:
-            self.fleet.apply(msg.topic, msg.payload)
+            try:
+                self.fleet.apply(msg.topic, msg.payload)
+            except Exception:  # pragma: no cover - apply() counts what it cannot read; belt and braces
+                with self.fleet.lock:
+                    self.fleet.malformed += 1
 
     def start(self) -> None:
         self.client.connect_async(self.args.broker, self.args.port, keepalive=30)
@@ -201,7 +292,16 @@ def output(fleet: Fleet, as_json: bool, out: TextIO) -> int:
     else:
         out.write(table(view) + "\n")
     out.flush()
-    return 0 if view["ok"] else 1
+    if view["malformed"]:
+        print(f"rtsp2jpg fleet: {view['malformed']} malformed message(s) skipped", file=sys.stderr)
+    return verdict(view)
+
+
+def verdict(view: dict[str, Any]) -> int:
+    """0 all well, 1 a camera in error or a device offline, 5 only malformed messages skipped."""
+    if not view["ok"]:
+        return 1
+    return MALFORMED if view["malformed"] else 0
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -226,7 +326,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                     out.write("\x1b[2J\x1b[H")
                 code = output(fleet, args.json, out)
     except KeyboardInterrupt:  # the verdict of what was last seen, even if ^C cut an assignment short
-        return code if code == UNREACHABLE else (0 if fleet.view()["ok"] else 1)
+        return code if code == UNREACHABLE else verdict(fleet.view())
     finally:
         reader.stop()
 
@@ -235,7 +335,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     """The `fleet` subcommand's arguments (cli.py calls this)."""
     p = sub.add_parser("fleet", help="print every device and camera from the broker's retained topics",
                        description="Exit 0 when all is well, 1 when a camera is in error or a device "
-                                   "offline, 4 when the broker cannot be read.")
+                                   "offline, 4 when the broker cannot be read, 5 when all else is well "
+                                   "but malformed messages were skipped (counted on stderr and as "
+                                   "'malformed' in --json).")
     p.add_argument("--broker", default="localhost", help="broker host (default: localhost)")
     p.add_argument("--port", type=int, default=None, help="broker port (default: 1883, 8883 with TLS)")
     p.add_argument("--base-topic", default="rtsp2jpg", help="base topic of the devices (default: rtsp2jpg)")

@@ -53,7 +53,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "type": "object", "required": ["ok", "version", "cameras"],
             "properties": {"ok": {"type": "boolean"}, "version": {"type": "string"},
                            "backends_built": {"type": "object"}, "decoders": {"type": "object"},
-                           "cameras": {"type": "object"}, "mqtt": {"type": "string"}}}}}}},
+                           "cameras": {"type": "object"}, "mqtt": {"type": "string"},
+                           "registry": {"type": "object", "description": "only after a corrupt registry "
+                                        "file was moved aside at start: recovered_from (its new path), "
+                                        "rows_recovered, error"}}}}}}},
     },
     ("get", "/openapi.json"): {
         "summary": "this document",

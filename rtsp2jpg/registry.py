@@ -15,6 +15,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from rtsp2jpg.urls import UrlError, validate_rtsp_url
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,17 @@ class Registry:
     def __init__(self, path: str | os.PathLike[str], busy_timeout_sec: float = 5.0) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        # Set when a corrupt file was moved aside at open: {"recovered_from", "rows_recovered", "error"}.
+        self.recovery: dict[str, Any] | None = None
+        try:
+            self._open(busy_timeout_sec)
+        except sqlite3.DatabaseError as e:
+            if not _is_corrupt(e):
+                raise
+            self._recover(busy_timeout_sec, str(e))
+
+    def _open(self, busy_timeout_sec: float) -> None:
+        """Open (creating if needed) and migrate; sqlite3.DatabaseError escapes only for corruption."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Create the file ourselves so it is 0600 from its first byte: camera URLs carry passwords.
@@ -63,11 +77,56 @@ class Registry:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
+            problem = self._db.execute("PRAGMA integrity_check(1)").fetchone()[0]
+            if problem != "ok":
+                self._db.close()
+                raise _Corrupt(f"integrity check failed: {problem}")
         except (OSError, sqlite3.Error) as e:
+            if isinstance(e, sqlite3.DatabaseError) and _is_corrupt(e):
+                raise
             if not self._open_read_only(busy_timeout_sec):
                 raise RegistryError(f"cannot open camera registry {self.path}: {e}") from None
             log.error("camera registry %s is read-only (%s): registered cameras run, but registering and "
                       "unregistering answer 503 until it is writable and the service restarts", self.path, e)
+
+    def _recover(self, busy_timeout_sec: float, error: str) -> None:
+        """Move the damaged file (and its -wal/-shm) aside, start a fresh one, copy what still reads.
+
+        A restart loop on a bad SD-card sector would take the config cameras down too; losing a
+        few registrations (kept in the moved-aside file for a manual look) is the lesser harm.
+        """
+        if getattr(self, "_db", None) is not None:
+            self._db.close()
+        rows = salvage(self.path)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 0
+        while aside.exists():  # a second recovery within the second keeps the first copy
+            n += 1
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+        try:
+            for suffix in ("-wal", "-shm", ""):  # the main file last: a crash between leaves it in place
+                src = Path(f"{self.path}{suffix}")
+                if src.exists():
+                    os.replace(src, f"{aside}{suffix}")
+        except OSError as e:
+            raise RegistryError(f"camera registry {self.path} is corrupt ({error}) and cannot be moved "
+                                f"aside: {e}") from None
+        try:
+            self._open(busy_timeout_sec)
+        except sqlite3.DatabaseError as e:  # a fresh file cannot be corrupt; the disk may be failing
+            raise RegistryError(f"cannot create a fresh camera registry {self.path}: {e}") from None
+        copied = 0
+        with self._lock, self._transaction():
+            for reg in rows:
+                cur = self._db.execute("INSERT OR IGNORE INTO cameras (id, url, name, prefer, created_at) "
+                                       "VALUES (?, ?, ?, ?, ?)", (reg.id, reg.url, reg.name, reg.prefer,
+                                                                  reg.created_at))
+                copied += cur.rowcount
+        error = " ".join(error.split())  # integrity_check answers over several lines; logs and /health want one
+        self.recovery = {"recovered_from": str(aside), "rows_recovered": copied, "error": error}
+        log.error("camera registry %s was corrupt (%s): moved aside to %s, %d registered camera(s) recovered "
+                  "into a fresh file", self.path, error, aside, copied)
 
     def _open_read_only(self, busy_timeout_sec: float) -> bool:
         """An SD card remounted read-only after an error must not take the cameras down with it."""
@@ -160,6 +219,106 @@ class Registry:
                 self._db.close()
             except sqlite3.Error:  # pragma: no cover - closing a closed connection is a no-op
                 pass
+
+
+class _Corrupt(sqlite3.DatabaseError):
+    """The file opened but failed SQLite's integrity check."""
+
+
+_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB (extended codes keep these in the low byte)
+
+
+def _is_corrupt(e: sqlite3.DatabaseError) -> bool:
+    """Corruption, as opposed to a locked, read-only or full database (those keep their own handling)."""
+    if isinstance(e, _Corrupt):
+        return True
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _CORRUPT_CODES
+    text = str(e)
+    return "malformed" in text or "not a database" in text
+
+
+def salvage(path: Path) -> list[Registration]:
+    """Every cameras row of a damaged file that still reads, best effort, never raising.
+
+    A scan stops at the first bad page, so: forward until it fails, backward until it fails, then
+    each rowid in between on its own (a lookup walks from the root and can skip a bad leaf).
+    """
+    found: dict[int, Registration] = {}
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0,
+                             check_same_thread=False, isolation_level=None)
+    except sqlite3.Error:
+        return []
+    try:  # lets SQLite read a file shorter than its header says (truncated) instead of refusing it
+        db.execute("PRAGMA writable_schema=ON")
+    except sqlite3.Error:
+        pass
+    select = "SELECT rowid, id, url, name, prefer, created_at FROM cameras"
+    try:
+        for order in ("ASC", "DESC"):
+            try:
+                for row in db.execute(f"{select} ORDER BY rowid {order}"):
+                    _keep(found, row)
+            except sqlite3.Error:
+                pass
+        if found:
+            low, high = min(found), max(found)
+            for rowid in range(max(1, low - 1000), high + 1000):
+                if rowid in found:
+                    continue
+                try:
+                    row = db.execute(f"{select} WHERE rowid = ?", (rowid,)).fetchone()
+                except sqlite3.Error:
+                    continue
+                if row:
+                    _keep(found, row)
+        _from_indexes(db, found)
+    finally:
+        db.close()
+    seen_ids: set[str] = set()
+    seen_urls: set[str] = set()
+    out = []
+    for reg in (found[k] for k in sorted(found)):
+        if reg.id not in seen_ids and reg.url not in seen_urls:
+            seen_ids.add(reg.id)
+            seen_urls.add(reg.url)
+            out.append(reg)
+    return out
+
+
+def _from_indexes(db: sqlite3.Connection, found: dict[int, Registration]) -> None:
+    """Rows whose table page is gone may survive in the two UNIQUE indexes: (id, rowid) and (url, rowid)."""
+    columns: list[dict[int, Any]] = []
+    for query in ("SELECT rowid, id FROM cameras INDEXED BY sqlite_autoindex_cameras_1",
+                  "SELECT rowid, url FROM cameras INDEXED BY sqlite_autoindex_cameras_2"):
+        values: dict[int, Any] = {}
+        try:
+            for rowid, value in db.execute(query):
+                values[rowid] = value
+        except sqlite3.Error:
+            pass
+        columns.append(values)
+    ids, urls = columns
+    for rowid in sorted(set(ids) & set(urls) - set(found)):
+        _keep(found, (rowid, ids[rowid], urls[rowid], "", "default", None))
+
+
+def _keep(found: dict[int, Registration], row: tuple[Any, ...]) -> None:
+    """Add a salvaged row if its values still have the stored types (garbage pages can decode oddly)."""
+    rowid, cid, url, name, prefer, created = row
+    if not (isinstance(rowid, int) and isinstance(cid, str) and cid and isinstance(url, str)):
+        return
+    try:
+        validate_rtsp_url(url)
+    except UrlError:
+        return
+    if not isinstance(created, int | float) or created != created:
+        created = time.time()
+    found[rowid] = Registration(cid, url, name if isinstance(name, str) else "",
+                                prefer if prefer in ("default", "ffmpeg", "gstreamer") else "default",
+                                float(created))
 
 
 class _Transaction:

@@ -14,15 +14,43 @@ from rtsp2jpg import __version__
 
 ONLINE, OFFLINE = "online", "offline"
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
-_WILDCARDS = re.compile(r"[+#\x00]")
+# Wildcards, NUL and other control characters: a topic we publish to must name exactly one topic.
+_WILDCARDS = re.compile(r"[+#\x00-\x1f\x7f-\x9f]")
+MAX_PREFIX = 200  # characters of a base topic or discovery prefix; MQTT allows 65,535 bytes in all
+
+
+def prefix_problem(value: str) -> str | None:
+    """Why `value` cannot start our topics (`a/b` levels, no wildcard, no empty level), or None.
+
+    A `+` or `#` would not fail loudly: the broker drops a PUBLISH to a filter, so every status
+    message would vanish.
+    """
+    if not value:
+        return "must not be empty"
+    if len(value) > MAX_PREFIX:
+        return f"must be at most {MAX_PREFIX} characters"
+    if _WILDCARDS.search(value):
+        return "must not contain MQTT wildcards ('+', '#') or control characters"
+    if value.startswith("/") or value.endswith("/") or "//" in value:
+        return "must not start or end with '/' or contain an empty level ('//')"
+    return None
+
+
+def level_problem(value: str) -> str | None:
+    """Why `value` cannot be one topic level (the device id), or None."""
+    if "/" in value:
+        return "must be one MQTT topic level (no '/')"
+    return prefix_problem(value)
 
 
 def topic_problem(base_topic: str, device_id: str) -> str | None:
     """Why these cannot build topics (wildcards, empty levels), or None."""
-    if not base_topic or _WILDCARDS.search(base_topic) or base_topic.startswith("/") or base_topic.endswith("/"):
-        return f"mqtt.base_topic: {base_topic!r} must be non-empty, without '+', '#' or a leading/trailing '/'"
-    if not device_id or _WILDCARDS.search(device_id) or "/" in device_id:
-        return f"device_id: {device_id!r} cannot be an MQTT topic level (no '/', '+' or '#')"
+    problem = prefix_problem(base_topic)
+    if problem:
+        return f"mqtt.base_topic: {base_topic!r} {problem}"
+    problem = level_problem(device_id)
+    if problem:
+        return f"device_id: {device_id!r} cannot be an MQTT topic level: {problem}"
     return None
 
 

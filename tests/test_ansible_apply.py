@@ -80,6 +80,7 @@ INVENTORY = {"all": {"children": {"rtsp2jpg": {"hosts": {"localhost": {
     "rtsp2jpg_mqtt_enabled": True,
     "rtsp2jpg_mqtt_host": "127.0.0.1",
     "rtsp2jpg_mqtt_password": "${MQTT_PASSWORD}",
+    "rtsp2jpg_capture_allow_networks": ["127.0.0.0/8", "10.0.0.0/8"],  # a list key, as an inventory sets it
     "rtsp2jpg_cameras": [{"id": "front-door", "name": "Front door",
                           "url": "rtsp://viewer:${FRONT_DOOR_PASSWORD}@127.0.0.1:8554/cam"},
                          {"id": "yard", "url": "rtsp://127.0.0.1:8554/yard", "decoder": "ffmpeg"}],
@@ -254,6 +255,7 @@ def test_installed_config_and_credentials(applied: Path) -> None:
     config = yaml.safe_load((applied / "config.yaml").read_text())
     assert config["http"]["port"] == PORT and config["storage"]["db_path"] == "/var/lib/rtsp2jpg/rtsp2jpg.db"
     assert config["cameras"][1] == {"id": "yard", "url": "rtsp://127.0.0.1:8554/yard", "decoder": "ffmpeg"}
+    assert config["capture"]["allow_networks"] == ["127.0.0.0/8", "10.0.0.0/8"]
     assert "s3cret" not in (applied / "config.yaml").read_text()
     modes = (applied / "modes.txt").read_text()
     assert "750 root:rtsp2jpg /etc/rtsp2jpg\n" in modes

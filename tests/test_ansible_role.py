@@ -12,7 +12,7 @@ import json
 import re
 import textwrap
 from pathlib import Path
-from typing import Any, get_origin, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import pytest
 import yaml
@@ -34,21 +34,36 @@ ROLE_OVERRIDES = {
     "mqtt.password": "${MQTT_PASSWORD:-}",
 }
 SPEC_TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
+LIST_OF_STR = tuple[str, ...]
 
 
-def scalar_keys(cls: type = config.Config, prefix: str = "") -> dict[str, tuple[type, Any]]:
-    """Every scalar key path outside `cameras` -> (type, default)."""
-    out: dict[str, tuple[type, Any]] = {}
+def is_camera_list(kind: Any) -> bool:
+    """`cameras`: a list of sections, set as a whole through rtsp2jpg_cameras."""
+    return get_origin(kind) is tuple and dataclasses.is_dataclass(get_args(kind)[0])
+
+
+def scalar_keys(cls: type = config.Config, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Every key path outside `cameras` that holds a value (scalars and lists of strings) -> (type, default).
+
+    The name stays from when only scalars had role variables; list keys are values too.
+    """
+    out: dict[str, tuple[Any, Any]] = {}
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
         kind, key = hints[f.name], prefix + f.name
-        if get_origin(kind) is tuple:
+        if is_camera_list(kind):
             continue
         if dataclasses.is_dataclass(kind):
             out.update(scalar_keys(kind, key + "."))
         else:
-            out[key] = (kind, f.default)
+            out[key] = (kind, list(f.default) if isinstance(f.default, tuple) else f.default)
     return out
+
+
+def spec_type(kind: Any) -> str:
+    if kind == LIST_OF_STR:
+        return "list"
+    return SPEC_TYPES[kind]
 
 
 def role_var(key: str) -> str:
@@ -74,7 +89,29 @@ def test_every_config_key_has_a_role_variable_with_the_schema_default(key: str) 
     var = role_var(key)
     assert var in DEFAULTS, f"config key {key} has no role variable {var}: run `python tests/test_ansible_role.py`"
     assert DEFAULTS[var] == ROLE_OVERRIDES.get(key, default)
-    assert SPEC[var]["type"] == SPEC_TYPES[kind]
+    assert SPEC[var]["type"] == spec_type(kind)
+    if kind == LIST_OF_STR:
+        assert SPEC[var]["elements"] == "str"
+
+
+def test_every_config_key_walked_from_the_schema_has_a_role_variable() -> None:
+    """Walk the Config dataclasses (not the list above): every leaf key, lists included, maps to a
+    variable, and the camera list to rtsp2jpg_cameras."""
+    def walk(cls: type, prefix: str) -> list[tuple[str, Any]]:
+        out = []
+        for f in dataclasses.fields(cls):
+            kind = get_type_hints(cls)[f.name]
+            if dataclasses.is_dataclass(kind):
+                out += walk(kind, prefix + f.name + ".")
+            else:
+                out.append((prefix + f.name, kind))
+        return out
+
+    leaves = walk(config.Config, "")
+    assert any(kind == LIST_OF_STR for _key, kind in leaves)  # capture.allow_networks at least
+    for key, kind in leaves:
+        var = "rtsp2jpg_cameras" if is_camera_list(kind) else role_var(key)
+        assert var in DEFAULTS and var in SPEC, f"config key {key} has no role variable {var}"
 
 
 def test_config_template_renders_every_key_from_its_variable() -> None:
@@ -82,6 +119,35 @@ def test_config_template_renders_every_key_from_its_variable() -> None:
     missing = [key for key in scalar_keys() if f"{{{{ {role_var(key)} | to_json }}}}" not in template]
     assert not missing
     assert "rtsp2jpg_cameras" in template
+
+
+def render_config(extra: dict[str, Any]) -> str:
+    """templates/config.yaml.j2 rendered by Ansible's own templating, with defaults + `extra`."""
+    template = pytest.importorskip("ansible.template")
+    from ansible.parsing.dataloader import DataLoader
+
+    variables = {**DEFAULTS, **extra, "ansible_managed": "Managed by Ansible (role rtsp2jpg)"}
+    text = (ROLE / "templates" / "config.yaml.j2").read_text()
+    return template.Templar(loader=DataLoader(), variables=variables).template(template.trust_as_template(text))
+
+
+def test_list_values_from_the_inventory_reach_the_rendered_config(tmp_path: Path) -> None:
+    """Every list key set as a YAML list in the inventory ends up, as that list, in the config the
+    service loads (and the scalar next to it still renders)."""
+    lists = {key: ["10.0.0.5", "192.168.1.7"] for key, (kind, _d) in scalar_keys().items() if kind == LIST_OF_STR}
+    assert "capture.allow_networks" in lists
+    lists["capture.allow_networks"] = ["192.168.1.0/24", "10.0.0.5"]
+    rendered = render_config({**{role_var(k): v for k, v in lists.items()}, "rtsp2jpg_http_port": 8123})
+    (tmp_path / "config.yaml").write_text(rendered)
+    cfg = config.load(tmp_path / "config.yaml", env={})
+    for key, value in lists.items():
+        node: Any = cfg
+        for part in key.split("."):
+            node = getattr(node, part)
+        assert node == tuple(value), key
+    assert cfg.http.port == 8123
+    (tmp_path / "defaults.yaml").write_text(render_config({}))
+    assert config.load(tmp_path / "defaults.yaml", env={}).capture.allow_networks == ()
 
 
 def test_argument_spec_mirrors_defaults() -> None:
@@ -196,7 +262,9 @@ def generated_spec() -> str:
         lines.append(f"      {role_var(key)}:")
         lines.append("        description: >-")
         lines += ["          " + part for part in textwrap.wrap(description, 100)]
-        lines.append(f"        type: {SPEC_TYPES[kind]}")
+        lines.append(f"        type: {spec_type(kind)}")
+        if kind == LIST_OF_STR:
+            lines.append("        elements: str")
         if _choices(key):
             lines.append(f"        choices: {json.dumps(_choices(key))}")
         lines.append(f"        default: {json.dumps(ROLE_OVERRIDES.get(key, default))}")
