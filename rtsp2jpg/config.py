@@ -119,9 +119,8 @@ class HttpConfig:
                                  "every worker", _range(0, 256))
     stream_stall_timeout_sec: float = _opt(10.0, "drop an MJPEG viewer that has not read for this long "
                                            "(it skips frames meanwhile)", _range(1, 600))
-    allowed_hosts: tuple[str, ...] = _opt((), "host names clients may use besides IP literals, localhost and this "
-                                          "machine's name (+ .local); '*.example.com' for subdomains, '*' = any. "
-                                          "Other names get 421 (DNS rebinding)", _host_patterns)
+    allowed_hosts: tuple[str, ...] = _opt((), "Host names accepted besides IPs, localhost, the hostname(.local); "
+                                          "'*.example.com' = subdomains, '*' = any; others get 421", _host_patterns)
     trusted_proxies: tuple[str, ...] = _opt((), "reverse proxies (IPs or CIDRs) whose X-Forwarded-For / Forwarded "
                                             "name the client; empty = none", _networks)
 

@@ -12,7 +12,7 @@ import json
 import re
 import textwrap
 from pathlib import Path
-from typing import Any, get_origin, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import pytest
 import yaml
@@ -33,16 +33,18 @@ ROLE_OVERRIDES = {
     "http.api_key": "${RTSP2JPG_API_KEY:-}",  # from a credential when one is configured
     "mqtt.password": "${MQTT_PASSWORD:-}",
 }
-SPEC_TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
+SPEC_TYPES = {bool: "bool", int: "int", float: "float", str: "str", list: "list"}
 
 
 def scalar_keys(cls: type = config.Config, prefix: str = "") -> dict[str, tuple[type, Any]]:
-    """Every scalar key path outside `cameras` -> (type, default)."""
+    """Every key path outside `cameras` -> (type, default); lists of strings are `list` with a list default."""
     out: dict[str, tuple[type, Any]] = {}
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
         kind, key = hints[f.name], prefix + f.name
         if get_origin(kind) is tuple:
+            if get_args(kind)[0] is str:  # capture.allow_networks, http.allowed_hosts, http.trusted_proxies
+                out[key] = (list, list(f.default))
             continue
         if dataclasses.is_dataclass(kind):
             out.update(scalar_keys(kind, key + "."))
@@ -197,6 +199,8 @@ def generated_spec() -> str:
         lines.append("        description: >-")
         lines += ["          " + part for part in textwrap.wrap(description, 100)]
         lines.append(f"        type: {SPEC_TYPES[kind]}")
+        if kind is list:
+            lines.append("        elements: str")
         if _choices(key):
             lines.append(f"        choices: {json.dumps(_choices(key))}")
         lines.append(f"        default: {json.dumps(ROLE_OVERRIDES.get(key, default))}")
