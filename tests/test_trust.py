@@ -350,3 +350,123 @@ def test_trusted_proxy_names_the_client(service_factory):
                "Origin": "https://cams.example.com", "Sec-Fetch-Site": "same-origin", **JSON}
     assert raw(svc.port, "POST", "/register", body % 99, proxied)[0] == 200
     assert raw(svc.port, "GET", "/health", None, {**proxied, "X-Forwarded-Host": "evil.example"})[0] == 421
+
+
+# --- through a real nginx, configured as docs/deployment.md says ----------------------------------
+
+def _lan_address() -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))
+            addr = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if addr.startswith("127.") else addr
+
+
+def _documented_nginx_server(upstream: int, listen: int) -> str:
+    """The `server { ... }` block of docs/deployment.md, listening on `listen`, proxying to `upstream`."""
+    doc = (REPO / "docs" / "deployment.md").read_text()
+    block = doc.split("```nginx\n", 1)[1].split("```", 1)[0]
+    assert "server_name cams.example.com;" in block and "proxy_pass http://127.0.0.1:8080;" in block
+    block = block.replace("server_name cams.example.com;", f"listen {listen}; server_name cams.example.com;")
+    return block.replace("127.0.0.1:8080", f"127.0.0.1:{upstream}")
+
+
+class Nginx:
+    def __init__(self, workdir: Path, upstream: int) -> None:
+        from service_process import free_port
+
+        self.dir, self.port = workdir, free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        temp = "".join(f"{kind}_temp_path {workdir}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi",
+                                                                            "uwsgi", "scgi"))
+        (workdir / "nginx.conf").write_text(
+            f"worker_processes 1;\npid {workdir}/nginx.pid;\nerror_log {workdir}/error.log;\n"
+            "events { worker_connections 64; }\n"
+            f"http {{\naccess_log off;\nproxy_max_temp_file_size 0;\n{temp}"
+            f"{_documented_nginx_server(upstream, self.port)}\n}}\n")
+        self.proc = subprocess.Popen([self.binary(), "-p", str(workdir), "-c", str(workdir / "nginx.conf"),
+                                      "-e", str(workdir / "error.log"), "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        from rtsp_server import wait_until
+
+        def up() -> bool:
+            assert self.proc.poll() is None, (workdir / "error.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        wait_until(up, 10)
+
+    @staticmethod
+    def binary() -> str:
+        import os
+        import shutil
+
+        found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+        if found is None:
+            if os.environ.get("CI"):
+                pytest.fail("nginx is missing (scripts/test-packages.txt installs nginx-light)")
+            pytest.skip("nginx is not installed")
+        return found
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def _via(host_ip: str, port: int, method: str, path: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None, host: str | None = None) -> int:
+    conn = http.client.HTTPConnection(host_ip, port, timeout=15)
+    try:
+        conn.putrequest(method, path, skip_host=host is not None, skip_accept_encoding=True)
+        if host is not None:
+            conn.putheader("Host", host)
+        for name, value in {**(headers or {}), **({"Content-Length": str(len(body))} if body else {})}.items():
+            conn.putheader(name, value)
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_through_the_documented_nginx(service_factory, tmp_path, trusted):
+    """nginx on the device forwards everyone from 127.0.0.1. Without http.trusted_proxies nobody may
+    change anything through it (fail closed); with it, the client it names decides."""
+    Nginx.binary()
+    lan = _lan_address()
+    svc = service_factory({"http": {"allowed_hosts": ["cams.example.com"],
+                                    "trusted_proxies": ["127.0.0.1"] if trusted else []}})
+    proxy = Nginx(tmp_path / "nginx", svc.port)
+    try:
+        def register(ip: str, **kw) -> int:
+            body = b'{"rtsp_url": "rtsp://127.0.0.1:9/n%d"}' % register.n  # type: ignore[attr-defined]
+            register.n += 1  # type: ignore[attr-defined]
+            return _via(ip, proxy.port, "POST", "/register", body, {**JSON, **kw.pop("headers", {})}, **kw)
+
+        register.n = 0  # type: ignore[attr-defined]
+        assert _via("127.0.0.1", proxy.port, "GET", "/health") == 200
+        # A client on the device, through the proxy: loopback only once the proxy is trusted.
+        assert register("127.0.0.1") == (200 if trusted else 403)
+        # It cannot pretend to be loopback with its own X-Forwarded-For: nginx appends the real peer.
+        if lan:
+            assert register(lan, headers={"X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1"}) == 403
+            assert _via(lan, proxy.port, "GET", "/cameras") == 200
+        # DNS rebinding through the proxy: nginx forwards the browser's Host, the service refuses it.
+        assert _via("127.0.0.1", proxy.port, "GET", "/cameras", host="evil.example") == 421
+        assert _via("127.0.0.1", proxy.port, "GET", "/cameras", host=f"cams.example.com:{proxy.port}") == 200
+        # The dashboard served through the proxy is same-origin; another page is not.
+        own = f"http://cams.example.com:{proxy.port}"
+        assert register("127.0.0.1", host=f"cams.example.com:{proxy.port}",
+                        headers={"Origin": own}) == (200 if trusted else 403)
+        assert register("127.0.0.1", host=f"cams.example.com:{proxy.port}",
+                        headers={"Origin": "http://evil.example"}) == 403
+    finally:
+        proxy.stop()
+    assert len(svc.get("/cameras").json()) == (2 if trusted else 0)
