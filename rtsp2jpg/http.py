@@ -143,7 +143,7 @@ def make_app(service: Service) -> bottle.Bottle:
         return wrapper
 
     app.install(guard)
-    trust = Trust(http.allowed_hosts, http.trusted_proxies)
+    trust = Trust((*http.allowed_hosts, http.host), http.trusted_proxies)  # a listen name is one clients use
 
     @app.hook("before_request")
     def check_host() -> None:
