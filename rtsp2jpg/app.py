@@ -327,7 +327,10 @@ def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], N
         make_app(service), host=http.host, port=http.port, threads=http.threads,
         # Long-polls hold a worker; a bounded queue warning stays quiet (see DESIGN 9 on waitress.queue).
         channel_timeout=max(30, int(http.long_poll_timeout_sec) + 10), ident="rtsp2jpg",
-        max_request_body_size=http.max_body_bytes, clear_untrusted_proxy_headers=True)
+        # Waitress must not strip forwarding headers: rtsp2jpg.trust needs to see them to refuse the
+        # loopback shortcut to an unlisted proxy (stripped, nginx's requests looked like local ones),
+        # and it follows them only from http.trusted_proxies (Waitress's trusted_proxy takes one IP).
+        max_request_body_size=http.max_body_bytes, clear_untrusted_proxy_headers=False)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     host = getattr(server, "effective_host", http.host)
     port = server.effective_port  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 from rtsp2jpg.topics import level_problem, prefix_problem
+from rtsp2jpg.trust import host_pattern_problem
 from rtsp2jpg.urls import UrlError, validate_rtsp_url
 
 
@@ -67,6 +68,10 @@ def _networks(v: tuple[str, ...]) -> str | None:
     return None
 
 
+def _host_patterns(v: tuple[str, ...]) -> str | None:
+    return next((p for p in map(host_pattern_problem, v) if p), None)
+
+
 def _slug(v: str) -> str | None:
     return None if SLUG.match(v) else "must be a slug: lower-case letters, digits, '-' or '_' (1-63 chars)"
 
@@ -102,7 +107,8 @@ class HttpConfig:
     threads: int = _opt(64, "Waitress worker threads: MJPEG viewers and long-polls each get a bounded share, "
                         "8 always stay free for snapshots and the API", _range(1, 256))
     api_key: str = _opt("", "API key for mutating endpoints and /cameras; empty = loopback-only mutations")
-    protect_snapshots: bool = _opt(False, "require the API key for snapshots and status too")
+    protect_snapshots: bool = _opt(False, "require the API key for snapshots, status, streams and metrics too "
+                                   "(needs http.api_key)")
     max_body_bytes: int = _opt(16384, "largest accepted request body", _range(256, 1048576))
     long_poll_timeout_sec: float = _opt(10.0, "longest wait of a ?after= long-poll", _range(0.1, 120))
     max_long_polls: int = _opt(32, "concurrent ?after= long-polls; more get 503 so they cannot starve workers",
@@ -115,6 +121,10 @@ class HttpConfig:
                                  "every worker", _range(0, 256))
     stream_stall_timeout_sec: float = _opt(10.0, "drop an MJPEG viewer that has not read for this long "
                                            "(it skips frames meanwhile)", _range(1, 600))
+    allowed_hosts: tuple[str, ...] = _opt((), "Host names accepted besides IPs, localhost, the hostname(.local); "
+                                          "'*.example.com' = subdomains, '*' = any; others get 421", _host_patterns)
+    trusted_proxies: tuple[str, ...] = _opt((), "reverse proxies (IPs or CIDRs) whose X-Forwarded-For / Forwarded "
+                                            "name the client; empty = none", _networks)
 
 
 @dataclass(frozen=True)
@@ -393,6 +403,9 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
     cameras_raw = data.pop("cameras", None)
     config = build(Config, data, "", env)
     cameras = _build_cameras(cameras_raw, "cameras", env, base_capture=capture)
+    if config.http.protect_snapshots and not config.http.api_key:
+        raise ConfigError("http.protect_snapshots: true needs http.api_key (or RTSP2JPG_HTTP_API_KEY); "
+                          "without a key there is nothing to protect the reads with")
     device_id = config.device_id or socket.gethostname()
     return dataclasses.replace(config, cameras=cameras, device_id=device_id)
 

@@ -6,7 +6,6 @@ Compatible with the original rtsp2jpg (paths, fields, codes; errors as `{"detail
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
 import threading
@@ -20,6 +19,7 @@ from rtsp2jpg import openapi, ops_routes
 from rtsp2jpg.app import PREFERENCES, ConflictError, Service
 from rtsp2jpg.camera import Camera
 from rtsp2jpg.registry import RegistryError
+from rtsp2jpg.trust import Trust, json_body_problem
 from rtsp2jpg.urls import NotAllowedError, UrlError, redact
 
 log = logging.getLogger(__name__)
@@ -28,16 +28,49 @@ MAX_DIMENSION = 8192
 NO_KEY_HINT = ("this endpoint only answers loopback clients while no API key is set; "
                "set http.api_key (or RTSP2JPG_HTTP_API_KEY) and send 'Authorization: Bearer <key>'")
 
+FORWARDED_HINT = ("; this request came through a proxy (it has forwarding headers): list the proxy in "
+                  "http.trusted_proxies so its X-Forwarded-For is believed")
+
 
 def _fail(status: int, detail: str, **headers: str) -> bottle.HTTPError:
     return bottle.HTTPError(status, detail, **headers)
 
 
-def _is_loopback(addr: str | None) -> bool:
-    try:
-        return addr is not None and ipaddress.ip_address(addr.split("%")[0]).is_loopback
-    except ValueError:
-        return False
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class SameOriginJson:
+    """Bottle plugin on every route that changes something (POST/PUT/DELETE...): refuse cross-site
+    requests (403) whatever their content type, then bodies that are not JSON (415).
+
+    An HTML form (text/plain, form-encoded) or a no-cors fetch from any page in a browser on the
+    device reaches us without a CORS preflight; with these two rules it changes nothing."""
+
+    name = "rtsp2jpg-same-origin-json"
+    api = 2
+
+    def __init__(self, trust: Trust) -> None:
+        self.trust = trust
+
+    def apply(self, callback: Any, route: bottle.Route) -> Any:
+        if route.method.upper() in SAFE_METHODS:
+            return callback
+        trust = self.trust
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            env = bottle.request.environ
+            why = trust.cross_site(env)
+            if why:
+                log.info("refused cross-site %s %r from %s: %s", bottle.request.method,
+                         bottle.request.path, trust.client(env).address, why)
+                raise _fail(403, f"cross-site request refused: {why}. Changes are accepted only from this "
+                                 "service's own pages or from non-browser clients")
+            problem = json_body_problem(env)
+            if problem:
+                raise _fail(415, problem)
+            return callback(*args, **kwargs)
+
+        return wrapper
 
 
 def _presented_key(request: bottle.LocalRequest) -> bytes | None:
@@ -110,15 +143,33 @@ def make_app(service: Service) -> bottle.Bottle:
         return wrapper
 
     app.install(guard)
+    trust = Trust((*http.allowed_hosts, http.host), http.trusted_proxies)  # a listen name is one clients use
+
+    @app.hook("before_request")
+    def check_host() -> None:
+        """Before routing, so unknown paths too: a rebinding name (evil.example -> 127.0.0.1) gets
+        nothing, not even a 404 that tells it the service is there."""
+        bad = trust.hosts_allowed(bottle.request.environ)
+        if bad is not None:
+            raise _fail(421, f"host {bad[:100]!r} is not one this service answers to; add it to "
+                             "http.allowed_hosts if clients reach the service under that name")
+
+    app.install(SameOriginJson(trust))
 
     def authorize(mutating: bool) -> None:
         if http.api_key:
             presented = _presented_key(bottle.request)
             if presented is None or not hmac.compare_digest(presented, http.api_key.encode()):
                 raise _fail(401, "missing or wrong API key", WWW_Authenticate="Bearer")
-        # REMOTE_ADDR, not bottle's remote_addr: that one believes a client's X-Forwarded-For.
-        elif mutating and not _is_loopback(bottle.request.environ.get("REMOTE_ADDR")):
-            raise _fail(403, NO_KEY_HINT)
+        elif mutating:
+            # Not bottle's remote_addr (it believes any client's X-Forwarded-For): trust.client()
+            # follows forwarding headers only from http.trusted_proxies, and with forwarding headers
+            # from anyone else a loopback peer is a proxy we were not told about, so not loopback.
+            client = trust.client(bottle.request.environ)
+            if not client.loopback:
+                log.info("refused %s %r from %s%s: no API key set", bottle.request.method, bottle.request.path,
+                         client.address, " (forwarded by an untrusted proxy)" if client.forwarded else "")
+                raise _fail(403, NO_KEY_HINT + (FORWARDED_HINT if client.forwarded else ""))
 
     def protect_reads() -> None:
         if http.protect_snapshots:

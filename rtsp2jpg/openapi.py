@@ -74,21 +74,21 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "type": "object", "properties": {"token": {"type": "string"}, "id": {"type": "string"},
                                              "backend": {"type": "string"}, "status": {"type": "string"}}}}}},
                       "400": _ERROR, "401": _ERROR,
-                      "403": {**_ERROR, "description": "no API key and not loopback, or host outside "
-                                                        "capture.allow_networks"},
+                      "403": {**_ERROR, "description": "cross-site request, no API key and not loopback, "
+                                                        "or host outside capture.allow_networks"},
                       "413": _ERROR, "503": {**_ERROR, "description": "registry not writable"}},
     },
     ("post", "/unregister/{camera_id}"): {
         "summary": "remove a registered camera",
         "parameters": [_ID], "security": _SECURED,
-        "responses": {"200": {"description": "removed (or already gone)"}, "401": _ERROR, "403": _ERROR,
+        "responses": {"200": {"description": "removed (or already gone)"}, "401": _ERROR,
                       "409": {**_ERROR, "description": "camera is declared in the config file"},
                       "503": _ERROR},
     },
     ("delete", "/cameras/{camera_id}"): {
         "summary": "remove a registered camera (same as POST /unregister/{camera_id})",
         "parameters": [_ID], "security": _SECURED,
-        "responses": {"200": {"description": "removed (or already gone)"}, "401": _ERROR, "403": _ERROR,
+        "responses": {"200": {"description": "removed (or already gone)"}, "401": _ERROR,
                       "409": _ERROR, "503": _ERROR},
     },
     ("get", "/cameras"): {
@@ -149,13 +149,23 @@ def openapi_path(bottle_rule: str) -> str:
     return out + rest
 
 
+def _with_trust_answers(method: str, op: dict[str, Any]) -> dict[str, Any]:
+    """Every route may answer 421 (Host not allowed); every change also 403 (cross-site) and 415 (not JSON)."""
+    extra = {"421": {**_ERROR, "description": "Host not allowed (see http.allowed_hosts)"}}
+    if method not in ("get", "head", "options"):
+        extra["403"] = {**_ERROR, "description": "cross-site request (Origin / Sec-Fetch-Site), or no API key "
+                                                "and not loopback"}
+        extra["415"] = {**_ERROR, "description": "body or Content-Type other than application/json"}
+    return {**op, "responses": {**extra, **op["responses"]}}
+
+
 def document(routes: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """The OpenAPI document for the app's (METHOD, bottle rule) routes; undescribed routes are left out."""
     paths: dict[str, dict[str, Any]] = {}
     for method, rule in routes:
         key = (method.lower(), openapi_path(rule))
         if key in OPERATIONS:
-            paths.setdefault(key[1], {})[key[0]] = OPERATIONS[key]
+            paths.setdefault(key[1], {})[key[0]] = _with_trust_answers(key[0], OPERATIONS[key])
     return {
         "openapi": "3.0.3",
         "info": {"title": "rtsp2jpg", "version": __version__,

@@ -174,3 +174,45 @@ def test_camera_page_falls_back_to_snapshots_when_the_stream_needs_the_key(rtsp,
     wait_until(lambda: js(driver, "const i = document.getElementById('cam-live');"
                                   "return i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0"), 30)
     assert "showing snapshots" in js(driver, "return document.getElementById('cam-live-hint').textContent")
+
+
+ATTACK_PAGE = """<!doctype html><html><body>
+<iframe name="sink"></iframe>
+<form id="form" method="POST" action="{base}/register" enctype="text/plain" target="sink">
+<input type="hidden" name='{{"rtsp_url": "rtsp://127.0.0.1:9/evil-form", "x": "' value='"}}'></form>
+<script>
+const base = "{base}";
+window.sent = Promise.allSettled([
+  fetch(base + "/unregister/{cam_id}", {{mode: "no-cors", method: "POST"}}),
+  fetch(base + "/register", {{mode: "no-cors", method: "POST", headers: {{"Content-Type": "text/plain"}},
+                              body: JSON.stringify({{rtsp_url: "rtsp://127.0.0.1:9/evil-fetch"}})}}),
+]).then(() => {{ document.getElementById("form").submit(); return "sent"; }});
+</script></body></html>"""
+
+
+def test_a_page_from_another_origin_cannot_register_or_unregister(service_factory, browser, tmp_path):
+    """A kiosk browser on the device opens a hostile page: its text/plain form POST (a valid JSON body)
+    and its no-cors fetches reach the service, and are refused (403: Origin / Sec-Fetch-Site)."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    svc = service_factory({})  # no API key: loopback clients may change things
+    cam_id = svc.post("/register", {"rtsp_url": "rtsp://127.0.0.1:9/kept", "name": "kept"}).json()["id"]
+    before = svc.get("/cameras").json()
+    (tmp_path / "attack.html").write_text(ATTACK_PAGE.format(base=svc.base, cam_id=cam_id))
+    handler = partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # localhost:<other> is cross-site to 127.0.0.1:<svc>; 127.0.0.1:<other> is same-site, another origin.
+        for n, host in enumerate(("localhost", "127.0.0.1"), start=1):
+            browser.get(f"http://{host}:{server.server_address[1]}/attack.html")
+            assert browser.execute_async_script("window.sent.then(arguments[0])") == "sent"
+            wait_until(lambda n=n: svc.log().count("refused cross-site") >= 3 * n, 15)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert svc.get("/cameras").json() == before
+    assert svc.log().count("refused cross-site POST '/register'") == 4
+    assert svc.log().count(f"refused cross-site POST '/unregister/{cam_id}'") == 2

@@ -29,7 +29,9 @@ function headers(extra) {
 
 async function api(path, options) {
   const opts = Object.assign({}, options || {});
-  opts.headers = headers(opts.headers);
+  // Every change is sent as JSON: the service refuses other bodies (415) and cross-site requests (403).
+  const mutating = opts.method && !["GET", "HEAD"].includes(opts.method.toUpperCase());
+  opts.headers = headers(Object.assign(mutating ? { "Content-Type": "application/json" } : {}, opts.headers));
   opts.cache = "no-store";
   const resp = await fetch(path, opts);
   let body = null;
@@ -190,7 +192,7 @@ async function addCamera(ev) {
     const body = { rtsp_url: url };
     if (name) body.name = name;
     const res = await api("/register", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      method: "POST", body: JSON.stringify(body),
     });
     $("add-url").value = "";
     $("add-name").value = "";
