@@ -67,3 +67,55 @@ def test_register_unregister_100_cameras_returns_to_baseline(service_factory, rt
         growth_mb = (after[-1]["rss_kb"] - after[0]["rss_kb"]) / 1024
         print(f"RSS growth from round 1 to round {ROUNDS}: {growth_mb:.1f} MB")
         assert growth_mb < 8, (after, growth_mb)
+
+
+def _rss_kb(pid: int) -> int:
+    return _counts(pid)["rss_kb"]
+
+
+def _snapshot_sizes(n: int, first: int = 0) -> list[str]:
+    """`n` distinct (q, width, height) queries, most of them above the 640x360 frame (they used to be
+    cached as one full-size copy each) and some below it."""
+    out = []
+    for i in range(first, first + n):
+        width = 64 + 8 * (i % 1000)
+        height = 0 if i % 2 else width // 2
+        out.append(f"q={100 - i // 1000}&width={width}" + (f"&height={height}" if height else ""))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_1000_distinct_snapshot_sizes_keep_rss_flat(service_factory, rtsp):
+    """One frame served at 1,000 sizes: encodings are bounded per frame and in all, and a size above
+    the frame is the frame-size encoding (never an upscaled or duplicate full-size copy)."""
+    import http.client
+
+    port = urlsplit(rtsp.url("cam")).port
+    # A throttle of an hour pins one frame, as a camera in `error` keeps its last one: every request
+    # encodes the same Frame, which is where the cache used to grow.
+    svc = service_factory({"capture": {"decoder": "ffmpeg", "read_throttle_sec": 3600}},
+                          env={"MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")})
+    cam = svc.post("/register", {"rtsp_url": f"rtsp://127.0.0.1:{port}/cam"}).json()["id"]
+    wait_until(lambda: svc.get(f"/snapshot/{cam}").status == 200, 30)
+    conn = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=30)
+
+    def fetch(queries: list[str]) -> set[str]:
+        seqs = set()
+        for query in queries:
+            conn.request("GET", f"/snapshot/{cam}?{query}")
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == 200 and body.startswith(b"\xff\xd8"), (query, resp.status, body[:80])
+            seqs.add(resp.getheader("X-Frame-Seq"))
+        return seqs
+
+    fetch(_snapshot_sizes(100, first=1000))  # warm up the allocator, OpenCV's buffers and Waitress
+    before = _rss_kb(svc.proc.pid)
+    seqs = fetch(_snapshot_sizes(1000))
+    after = _rss_kb(svc.proc.pid)
+    conn.close()
+    growth_mb = (after - before) / 1024
+    print(f"\nRSS over 1,000 distinct snapshot sizes: {before / 1024:.1f} -> {after / 1024:.1f} MB "
+          f"(+{growth_mb:.1f} MB), frames served: {len(seqs)}")
+    assert len(seqs) == 1, "the throttle should have pinned one frame"
+    assert growth_mb < 20, (before, after)
