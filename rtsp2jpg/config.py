@@ -91,6 +91,8 @@ class CaptureConfig:
                                        "(doubles up to 1 h), so a camera is not hammered into a lockout", _positive)
     allow_networks: tuple[str, ...] = _opt((), "CIDRs API registrations may point at (empty = any); host names "
                                            "are resolved at registration", _networks)
+    max_cameras: int = _opt(32, "cameras in all (config file + registered; global only): POST /register "
+                            "beyond it gets 409; each camera is a capture thread and a decoder", _range(1, 1024))
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ class HttpConfig:
                                  "every worker", _range(0, 256))
     stream_stall_timeout_sec: float = _opt(10.0, "drop an MJPEG viewer that has not read for this long "
                                            "(it skips frames meanwhile)", _range(1, 600))
+    encode_cache_mb: float = _opt(32.0, "memory for cached JPEG encodings of all cameras (least recently used "
+                                  "go first; at most 4 sizes per frame)", _range(1, 4096))
 
 
 @dataclass(frozen=True)
@@ -316,6 +320,8 @@ def _build_cameras(raw: Any, path: str, env: Mapping[str, str], base_capture: An
         cam = build(CameraConfig, rest, where, env, CameraConfig(capture=capture))
         if not cam.id:
             raise ConfigError(f"{where}.id: is required")
+        if "max_cameras" in own:
+            raise ConfigError(f"{where}.max_cameras: a global limit; set capture.max_cameras instead")
         if cam.id in seen:
             raise ConfigError(f"{where}.id: duplicate camera id {cam.id!r}")
         try:
@@ -390,6 +396,9 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
     cameras_raw = data.pop("cameras", None)
     config = build(Config, data, "", env)
     cameras = _build_cameras(cameras_raw, "cameras", env, base_capture=capture)
+    if len(cameras) > capture.max_cameras:
+        raise ConfigError(f"capture.max_cameras: the file declares {len(cameras)} cameras, more than "
+                          f"capture.max_cameras ({capture.max_cameras}); raise it or remove cameras")
     device_id = config.device_id or socket.gethostname()
     return dataclasses.replace(config, cameras=cameras, device_id=device_id)
 
