@@ -25,6 +25,7 @@ from rtsp2jpg.urls import NotAllowedError, UrlError, redact
 log = logging.getLogger(__name__)
 
 MAX_DIMENSION = 8192
+UNCOUNTED_WAIT_SEC = 0.25  # a snapshot may wait this long for a fresher frame without a long-poll slot
 NO_KEY_HINT = ("this endpoint only answers loopback clients while no API key is set; "
                "set http.api_key (or RTSP2JPG_HTTP_API_KEY) and send 'Authorization: Bearer <key>'")
 
@@ -233,13 +234,18 @@ def make_app(service: Service) -> bottle.Bottle:
             # floor here served a 10/s poller the frame converted after its previous poll, ~90 ms old.
             freshness = max_age if max_age is not None else max(cam.cfg.read_throttle_sec, 1.5 / fps)
             frame = cam.snapshot(freshness, 0.0)  # never blocks: the slot's frame, a newer one asked for
-            if (frame is None or frame.age() > freshness) and long_polls.acquire(blocking=False):
-                try:  # a worker may wait for a fresher frame only within the long-poll share
-                    frame = cam.snapshot(freshness, wait)
+            if frame is None or frame.age() > freshness:
+                # A long wait (max_age, a throttled or stalled camera) holds a worker: only within the
+                # long-poll share. Twelve max_age waits on a throttled camera used to hold all 4
+                # workers, and /health waited 9.3 s behind them. Without a slot, wait no longer than a
+                # snapshot of a live stream may anyway: answering at once served a camera's frame
+                # from 15 s before (no reader had asked since) when 64 clients started together.
+                held = wait > UNCOUNTED_WAIT_SEC and long_polls.acquire(blocking=False)
+                try:
+                    frame = cam.snapshot(freshness, wait if held else min(wait, UNCOUNTED_WAIT_SEC))
                 finally:
-                    long_polls.release()
-            # With no slot free, answer at once with what the slot holds: twelve max_age waits on a
-            # throttled camera used to hold all 4 workers, and /health waited 9.3 s behind them.
+                    if held:
+                        long_polls.release()
             if frame is None:
                 raise _fail(503, "No frame available yet", Retry_After="1")
             if max_age is not None and frame.age() > max_age:
