@@ -62,9 +62,9 @@ class EncodeBudget:
         with self._lock:
             self._drain()
             entries = self._frames.get(token)
-            data = entries.get(key) if entries is not None else None
-            if data is not None:
-                entries.move_to_end(key)  # type: ignore[union-attr]
+            data = None if entries is None else entries.get(key)
+            if entries is not None and data is not None:
+                entries.move_to_end(key)
                 self._lru.move_to_end((token, key))
             return data
 
