@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.frames import Frame, FrameSlot
+from rtsp2jpg.frames import EncodeBudget, Frame, FrameSlot
 from rtsp2jpg.urls import UrlError, redact
 
 log = logging.getLogger("rtsp2jpg.worker")
@@ -94,14 +94,15 @@ class Camera:
                  open_source: Callable[[Any], Capture], on_status: Callable[[StatusChange], None],
                  source: str = "api", prefer: str = "default", clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, probe: Callable[[str, float], Any] | None = None,
-                 diagnose: Callable[..., Any] | None = None, admit: Callable[[str], None] | None = None) -> None:
+                 diagnose: Callable[..., Any] | None = None, admit: Callable[[str], None] | None = None,
+                 encode_budget: EncodeBudget | None = None) -> None:
         self.id = camera_id
         self.name = name or camera_id
         self.url = url
         self.source = source  # "config" or "api": where the camera was declared
         self.prefer = prefer
         self.cfg = cfg
-        self.slot = FrameSlot()
+        self.slot = FrameSlot(encode_budget)  # the Service's budget: JPEG caches bounded across cameras
         self.stats = Stats()
         self.status = Status.INACTIVE
         self.since = wall()
@@ -358,7 +359,7 @@ class Camera:
                 self.slot.want()  # try again on the next frame
             else:
                 self._last_retrieve = now
-                frame = Frame(stats.frames, image, stats.last_seen)
+                frame = Frame(stats.frames, image, stats.last_seen, self.slot.budget)
                 stats.width, stats.height = frame.width, frame.height
                 self.slot.put(frame)
         return now

@@ -98,6 +98,8 @@ class CaptureConfig:
     allow_networks: tuple[str, ...] = _opt((), "CIDRs cameras may point at (empty = any); checked at registration, "
                                            "at start and before every reconnect (names are resolved each time)",
                                            _networks)
+    max_cameras: int = _opt(32, "cameras in all (config file + registered; global only): POST /register "
+                            "beyond it gets 409; each camera is a capture thread and a decoder", _range(1, 1024))
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class HttpConfig:
                                           "'*.example.com' = subdomains, '*' = any; others get 421", _host_patterns)
     trusted_proxies: tuple[str, ...] = _opt((), "reverse proxies (IPs or CIDRs) whose X-Forwarded-For / Forwarded "
                                             "name the client; empty = none", _networks)
+    encode_cache_mb: float = _opt(32.0, "memory for cached JPEG encodings of all cameras (least recently used "
+                                  "go first; at most 4 sizes per frame)", _range(1, 4096))
 
 
 @dataclass(frozen=True)
@@ -329,6 +333,8 @@ def _build_cameras(raw: Any, path: str, env: Mapping[str, str], base_capture: An
         cam = build(CameraConfig, rest, where, env, CameraConfig(capture=capture))
         if not cam.id:
             raise ConfigError(f"{where}.id: is required")
+        if "max_cameras" in own:
+            raise ConfigError(f"{where}.max_cameras: a global limit; set capture.max_cameras instead")
         if cam.id in seen:
             raise ConfigError(f"{where}.id: duplicate camera id {cam.id!r}")
         try:
@@ -406,6 +412,9 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
     if config.http.protect_snapshots and not config.http.api_key:
         raise ConfigError("http.protect_snapshots: true needs http.api_key (or RTSP2JPG_HTTP_API_KEY); "
                           "without a key there is nothing to protect the reads with")
+    if len(cameras) > capture.max_cameras:
+        raise ConfigError(f"capture.max_cameras: the file declares {len(cameras)} cameras, more than "
+                          f"capture.max_cameras ({capture.max_cameras}); raise it or remove cameras")
     device_id = config.device_id or socket.gethostname()
     return dataclasses.replace(config, cameras=cameras, device_id=device_id)
 

@@ -2,43 +2,146 @@
 
 The camera thread decodes every frame but converts one only when a reader asked for something
 newer than the slot holds (`wanted`); JPEG encoding happens in the reader, once per
-(frame, quality, size), shared by every reader of that frame.
+(frame, quality, output size), shared by every reader of that frame. Encodings are cached in one
+process-wide EncodeBudget: a few per frame and a byte budget in all, so no stream of distinct
+`?q=&width=&height=` requests can grow memory (1,000 of them on one pinned frame grew RSS by 104 MB).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
+from collections import OrderedDict, deque
 from collections.abc import Callable
+from itertools import count
 from typing import Any
 
 Encoder = Callable[[Any, int, int, int], bytes]
+Key = tuple[int, int, int]  # (quality, output width, output height)
+
+PER_FRAME = 4  # encodings kept per frame: the default size plus a few thumbnails
+DEFAULT_BUDGET_BYTES = 32 * 1024 * 1024
+
+
+def fit_size(w: int, h: int, width: int = 0, height: int = 0) -> tuple[int, int]:
+    """The output size of a (w, h) image asked to fit `width` x `height` (0 = any), keeping the
+    aspect ratio and never enlarging: a request above the frame is the frame's own size."""
+    if not (width or height):
+        return w, h
+    scale = min(width / w if width else 1e9, height / h if height else 1e9)
+    if scale >= 1.0:
+        return w, h
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+class EncodeBudget:
+    """The JPEG cache of every frame of every camera: LRU per frame (`per_frame` entries) and LRU
+    across frames (`max_bytes` in all). One per Service, handed to each camera's FrameSlot.
+
+    Only readers take its lock, briefly, never while encoding. A frame that dies (replaced in its
+    slot) takes its entries with it: its weakref callback queues its token on a deque, which needs no
+    lock, so the camera thread that dropped the frame never waits here; the next reader drains it.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_BUDGET_BYTES, per_frame: int = PER_FRAME) -> None:
+        self.max_bytes = max_bytes
+        self.per_frame = max(1, per_frame)
+        self.bytes = 0
+        self._lock = threading.Lock()
+        self._lru: OrderedDict[tuple[int, Key], int] = OrderedDict()  # (token, key) -> size, oldest first
+        self._frames: dict[int, OrderedDict[Key, bytes]] = {}  # token -> that frame's encodings
+        self._refs: dict[int, weakref.ref[Frame]] = {}
+        self._dead: deque[int] = deque()
+        self._tokens = count(1)
+
+    def get(self, frame: Frame, key: Key) -> bytes | None:
+        token = frame._token
+        if token is None:
+            return None
+        with self._lock:
+            self._drain()
+            entries = self._frames.get(token)
+            data = None if entries is None else entries.get(key)
+            if entries is not None and data is not None:
+                entries.move_to_end(key)
+                self._lru.move_to_end((token, key))
+            return data
+
+    def put(self, frame: Frame, key: Key, data: bytes) -> None:
+        """Cache `data` unless it alone exceeds the budget; evict the least recently used to fit."""
+        size = len(data)
+        with self._lock:
+            self._drain()
+            if size > self.max_bytes:
+                return  # served, not cached: one oversized encoding must not flush everything else
+            token = frame._token
+            if token is None:
+                token = frame._token = next(self._tokens)
+                self._refs[token] = weakref.ref(frame, lambda _ref, t=token: self._dead.append(t))
+            entries = self._frames.setdefault(token, OrderedDict())
+            if key in entries:
+                return
+            entries[key] = data
+            self._lru[(token, key)] = size
+            self.bytes += size
+            while len(entries) > self.per_frame:
+                self._evict(token, next(iter(entries)))
+            while self.bytes > self.max_bytes:
+                self._evict(*next(iter(self._lru)))
+
+    def entries(self) -> int:
+        with self._lock:
+            self._drain()
+            return len(self._lru)
+
+    def _evict(self, token: int, key: Key) -> None:
+        self.bytes -= self._lru.pop((token, key))
+        entries = self._frames[token]
+        del entries[key]
+        if not entries:
+            del self._frames[token]
+
+    def _drain(self) -> None:
+        """Forget the entries of frames that died (called with the lock held)."""
+        while self._dead:
+            token = self._dead.popleft()
+            self._refs.pop(token, None)
+            for key in list(self._frames.get(token, ())):
+                self._evict(token, key)
 
 
 class Frame:
-    """One converted frame plus its JPEG encodings; immutable except for the encoding cache."""
+    """One converted frame; immutable. Its JPEG encodings live in the EncodeBudget it was made with."""
 
-    __slots__ = ("seq", "image", "captured_at", "width", "height", "_jpegs", "_lock")
+    __slots__ = ("seq", "image", "captured_at", "width", "height", "_budget", "_token", "_lock",
+                 "__weakref__")
 
-    def __init__(self, seq: int, image: Any, captured_at: float) -> None:
+    def __init__(self, seq: int, image: Any, captured_at: float, budget: EncodeBudget | None = None) -> None:
         self.seq = seq
         self.image = image
         self.captured_at = captured_at  # epoch seconds when the frame was grabbed
         self.height, self.width = image.shape[:2]
-        self._jpegs: dict[tuple[int, int, int], bytes] = {}
+        self._budget = budget if budget is not None else EncodeBudget()
+        self._token: int | None = None  # set by the budget on the first cached encoding
         # Per-frame lock: two readers of the same frame wait for one encode instead of doing two.
-        # The camera thread never takes it, so capture never waits for a reader.
+        # The camera thread never takes it (nor the budget's), so capture never waits for a reader.
         self._lock = threading.Lock()
 
     def jpeg(self, encode: Encoder, quality: int, width: int = 0, height: int = 0) -> bytes:
-        key = (quality, width, height)
-        data = self._jpegs.get(key)
+        """The JPEG at `quality`, fitted into width x height. Keyed by the output size, so every
+        request at or above the frame's size shares the one full-size encoding."""
+        out_w, out_h = fit_size(self.width, self.height, width, height)
+        key = (quality, out_w, out_h)
+        data = self._budget.get(self, key)
         if data is None:
             with self._lock:
-                data = self._jpegs.get(key)
+                data = self._budget.get(self, key)
                 if data is None:
-                    data = encode(self.image, quality, width, height)
-                    self._jpegs[key] = data
+                    full = (out_w, out_h) == (self.width, self.height)
+                    # The encoder fits the size itself (pipeline.encode_jpeg uses fit_size too).
+                    data = encode(self.image, quality, 0 if full else width, 0 if full else height)
+                    self._budget.put(self, key, data)
         return data
 
     def age(self, now: float | None = None) -> float:
@@ -48,10 +151,12 @@ class Frame:
 class FrameSlot:
     """Latest Frame of a camera. Locks guard pointer swaps only."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: EncodeBudget | None = None) -> None:
         self._cond = threading.Condition()
         self._frame: Frame | None = None
         self.wanted = threading.Event()  # a reader wants a frame newer than the slot's
+        # Shared by every camera of a Service; a slot made alone (tests, tools) gets its own.
+        self.budget = budget if budget is not None else EncodeBudget()
 
     def put(self, frame: Frame) -> None:
         with self._cond:

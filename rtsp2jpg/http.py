@@ -16,7 +16,7 @@ from typing import Any
 import bottle
 
 from rtsp2jpg import openapi, ops_routes
-from rtsp2jpg.app import PREFERENCES, ConflictError, Service
+from rtsp2jpg.app import PREFERENCES, CapacityError, ConflictError, Service
 from rtsp2jpg.camera import Camera
 from rtsp2jpg.registry import RegistryError
 from rtsp2jpg.trust import Trust, json_body_problem
@@ -25,6 +25,7 @@ from rtsp2jpg.urls import NotAllowedError, UrlError, redact
 log = logging.getLogger(__name__)
 
 MAX_DIMENSION = 8192
+UNCOUNTED_WAIT_SEC = 0.25  # a snapshot may wait this long for a fresher frame without a long-poll slot
 NO_KEY_HINT = ("this endpoint only answers loopback clients while no API key is set; "
                "set http.api_key (or RTSP2JPG_HTTP_API_KEY) and send 'Authorization: Bearer <key>'")
 
@@ -120,6 +121,8 @@ def make_app(service: Service) -> bottle.Bottle:
     http = service.config.http
     # The MJPEG viewer budget as ops_routes computes it: long-polls and streams must not add up to every worker.
     streams = (http.stream_max_total or max(1, http.threads // 2)) if http.stream_max_clients else 0
+    # Every request that may park a worker waiting for a frame takes a slot: ?after= long-polls and
+    # plain snapshots waiting for a fresher frame (max_age, throttled cameras) alike.
     long_polls = threading.BoundedSemaphore(long_poll_slots(http.threads, http.max_long_polls, streams))
 
     def json_error(err: bottle.HTTPError) -> str:
@@ -219,6 +222,8 @@ def make_app(service: Service) -> bottle.Bottle:
             cam, _created = service.register(url, name, prefer)
         except NotAllowedError as e:
             raise _fail(403, f"rtsp_url {e}") from None
+        except CapacityError as e:
+            raise _fail(409, str(e)) from None
         except UrlError as e:
             raise _fail(400, f"rtsp_url {e}") from None
         except RegistryError as e:
@@ -279,7 +284,19 @@ def make_app(service: Service) -> bottle.Bottle:
             # (1.5 frame intervals absorb arrival jitter); otherwise wait for the next one. A 0.1 s
             # floor here served a 10/s poller the frame converted after its previous poll, ~90 ms old.
             freshness = max_age if max_age is not None else max(cam.cfg.read_throttle_sec, 1.5 / fps)
-            frame = cam.snapshot(freshness, wait)
+            frame = cam.snapshot(freshness, 0.0)  # never blocks: the slot's frame, a newer one asked for
+            if frame is None or frame.age() > freshness:
+                # A long wait (max_age, a throttled or stalled camera) holds a worker: only within the
+                # long-poll share. Twelve max_age waits on a throttled camera used to hold all 4
+                # workers, and /health waited 9.3 s behind them. Without a slot, wait no longer than a
+                # snapshot of a live stream may anyway: answering at once served a camera's frame
+                # from 15 s before (no reader had asked since) when 64 clients started together.
+                held = wait > UNCOUNTED_WAIT_SEC and long_polls.acquire(blocking=False)
+                try:
+                    frame = cam.snapshot(freshness, wait if held else min(wait, UNCOUNTED_WAIT_SEC))
+                finally:
+                    if held:
+                        long_polls.release()
             if frame is None:
                 raise _fail(503, "No frame available yet", Retry_After="1")
             if max_age is not None and frame.age() > max_age:

@@ -76,6 +76,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                       "400": _ERROR, "401": _ERROR,
                       "403": {**_ERROR, "description": "cross-site request, no API key and not loopback, "
                                                         "or host outside capture.allow_networks"},
+                      "409": {**_ERROR, "description": "capture.max_cameras cameras already run (a new URL only)"},
                       "413": _ERROR, "503": {**_ERROR, "description": "registry not writable"}},
     },
     ("post", "/unregister/{camera_id}"): {

@@ -20,6 +20,7 @@ import numpy as np
 
 from rtsp2jpg import board, decoders
 from rtsp2jpg.config import CaptureConfig
+from rtsp2jpg.frames import fit_size
 from rtsp2jpg.urls import UrlError, redact, validate_rtsp_url
 
 log = logging.getLogger(__name__)
@@ -278,11 +279,9 @@ def open_source(spec: SourceSpec) -> Capture:
 def encode_jpeg(image: np.ndarray, quality: int, width: int = 0, height: int = 0) -> bytes:
     """JPEG of `image`, scaled to fit width/height (0 = keep) without changing the aspect ratio."""
     h, w = image.shape[:2]
-    if width or height:
-        scale = min(width / w if width else 1e9, height / h if height else 1e9)
-        if scale < 1.0:
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    size = fit_size(w, h, width, height)  # the same rule Frame.jpeg keys its cache by
+    if size != (w, h):
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:  # pragma: no cover - imencode fails only on invalid images, which retrieve() filters
         raise ValueError("JPEG encoding failed")

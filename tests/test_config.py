@@ -179,3 +179,15 @@ def test_documented_keys_cover_the_yaml_shape() -> None:
         assert expected in keys
     # The example's own YAML parses to exactly the schema's sections.
     assert set(yaml.safe_load(EXAMPLE.read_text())) == {k for k in keys if "." not in k and "[" not in k}
+
+
+def test_max_cameras_is_global_and_bounds_the_config_file(tmp_path: Path) -> None:
+    cams = "".join(f"  - {{id: c{i}, url: 'rtsp://h/{i}'}}\n" for i in range(3))
+    loaded = config.load(write(tmp_path, f"capture: {{max_cameras: 3}}\ncameras:\n{cams}"), env={})
+    assert loaded.capture.max_cameras == 3 and len(loaded.cameras) == 3
+    with pytest.raises(ConfigError, match=r"^capture\.max_cameras: the file declares 3 cameras, more than"):
+        config.load(write(tmp_path, f"capture: {{max_cameras: 2}}\ncameras:\n{cams}"), env={})
+    with pytest.raises(ConfigError, match=r"^cameras\[0\]\.max_cameras: a global limit"):
+        config.load(write(tmp_path, "cameras:\n  - {id: a, url: 'rtsp://h/a', max_cameras: 5}\n"), env={})
+    assert config.load(None, env={"RTSP2JPG_CAPTURE_MAX_CAMERAS": "7",
+                                  "RTSP2JPG_HTTP_ENCODE_CACHE_MB": "8"}).http.encode_cache_mb == 8.0

@@ -144,3 +144,40 @@ def test_32_long_polls_do_not_starve_other_requests(service_factory, rtsp):
     assert all(status == 200 for _, status, _ in others), others
     assert len(parked) + len(refused) == 32 and len(parked) >= 16
     assert last_other < min(parked), "other requests waited for the long-polls to free a worker"
+
+
+def test_max_age_waits_on_a_throttled_camera_do_not_hold_every_worker(service_factory, rtsp):
+    """Twelve `?max_age=` snapshots of a camera that converts one frame per 10 s would each wait up to
+    10 s for a fresh one; with 4 workers they took them all and /health queued 9.3 s behind them.
+    They now wait only within the long-poll share; the rest wait 0.25 s at most (503: nothing that fresh)."""
+    svc = service_factory({"capture": {"decoder": "ffmpeg", "read_throttle_sec": 10},
+                           "http": {"threads": 4, "long_poll_timeout_sec": 10}})
+    cam = _register_streams(svc, rtsp, 1)[0]
+    # A fresh frame now (waiting out the throttle if need be) starts a 10 s window without a new one.
+    assert wait_until(lambda: svc.get(f"/snapshot/{cam}?max_age=0.05", timeout=30).status == 200, 60)
+    time.sleep(0.2)  # the slot's frame is now too old for max_age=0.05
+    done: list[tuple[float, int]] = []
+    began = time.monotonic()
+
+    def fresh_snapshot() -> None:
+        r = svc.get(f"/snapshot/{cam}?max_age=0.05", timeout=40)
+        done.append((time.monotonic() - began, r.status))
+
+    waiters = [threading.Thread(target=fresh_snapshot) for _ in range(12)]
+    for t in waiters:
+        t.start()
+    time.sleep(0.5)  # let them reach the server
+    health: list[int] = []
+    took: list[float] = []
+    for _ in range(5):  # while the waits are held: a generous bound, not a stopwatch
+        t0 = time.monotonic()
+        health.append(svc.get("/health", timeout=2).status)  # before: 9.3 s behind the waits
+        took.append(time.monotonic() - t0)
+        time.sleep(max(0.0, 0.3 - took[-1]))
+    for t in waiters:
+        t.join(60)
+    statuses = sorted(status for _, status in done)
+    print(f"\nmax_age waits: statuses {statuses}; /health answered in at most {max(took):.2f} s")
+    assert health == [200] * 5
+    assert len(done) == 12 and set(statuses) <= {200, 503}
+    assert statuses.count(503) >= 8, "the waits beyond the long-poll share should have answered early"
