@@ -20,7 +20,7 @@ from rtsp2jpg import __version__, sdnotify
 from rtsp2jpg.camera import Camera, StatusChange
 from rtsp2jpg.config import CaptureConfig, Config
 from rtsp2jpg.registry import Registration, Registry
-from rtsp2jpg.urls import check_allowed, passwords, validate_rtsp_url
+from rtsp2jpg.urls import canonical, check_allowed, secrets_of, validate_rtsp_url
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class Service:
 
     def _start_camera(self, camera_id: str, name: str, url: str, capture: CaptureConfig, *,
                       source: str = "api", prefer: str = "default") -> Camera:
-        self.secrets.update(passwords(url))  # before anything can print the URL
+        self.secrets.update(secrets_of(url))  # before anything can print the URL (query/path secrets too)
         sources = self.backend.candidates(url, capture, self.backend.capabilities, prefer)
         cam = Camera(camera_id, name, url, capture, sources, open_source=self.backend.open_source,
                      on_status=self._notify, source=source, prefer=prefer, diagnose=self.backend.diagnose,
@@ -203,8 +203,9 @@ class Service:
             raise ValueError(f"prefer must be one of {', '.join(PREFERENCES)}")
         # A leaked API key must not turn the device into a scanner of arbitrary hosts.
         check_allowed(url, self.config.capture.allow_networks)
+        key = canonical(url)  # one stream under many spellings is one camera (one RTSP session)
         for cam in self.cameras():
-            if cam.url == url:
+            if canonical(cam.url) == key:
                 return cam, False
         reg: Registration
         reg, created = self.registry.add(url, name, prefer)
