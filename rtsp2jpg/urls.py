@@ -61,9 +61,11 @@ def validate_rtsp_url(url: object) -> str:
 MASK = "***"
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
 # Where a URL starts in any text: any scheme, so a rejected file:// or http:// URL is masked too.
-# It ends where a URL cannot go on (validate_rtsp_url refuses those characters) or where a list of
-# URLs goes on with the next one (`a://x,b://y`).
-_URL = re.compile(r"(?i)[a-z][a-z0-9+.-]*://(?:(?!(?<=[,;(=])[a-z][a-z0-9+.-]*://)[^\s\"'`<>\\{}|^\x00-\x1f\x7f])*")
+# It ends where a URL cannot go on (validate_rtsp_url refuses those characters); a URL inside it
+# (`a://x,b://u:p@y`) is scanned in turn. Schemes are bounded (16 characters): an unbounded one made
+# a long line without "://" quadratic.
+_URL = re.compile(r"(?i)[a-z][a-z0-9+.-]{0,15}://[^\s\"'`<>\\{}|^\x00-\x1f\x7f]*")
+MAX_NESTING = 8  # URLs inside URLs inside ...: deeper than this, the rest is masked whole
 _HOSTPORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+(?:%[\w.~-]+)?\]|[^:\[\]@]+)(?::[0-9]*)?$")
 # Query and vendor path keys that carry a secret (`password=`, `pwd=`, `authbasic=`, `token=`, ...),
 # any case, also at the end of a longer name (`camera_password=`); user names stay visible.
@@ -145,10 +147,11 @@ def _mask_userinfo(userinfo: str, found: list[str]) -> str:
     return f"{user}:{MASK}@" if colon else f"{user}@"
 
 
-def _scan(url: str) -> tuple[str, list[str]]:
-    """(`url` with every secret masked, the secrets as written and percent-decoded)."""
-    found: list[str] = []
+def _scan(url: str, found: list[str], depth: int = 0) -> str:
+    """`url` with every secret masked (the secrets, as written and percent-decoded, go to `found`)."""
     scheme, sep, rest = url.partition("://")
+    if depth > MAX_NESTING:
+        return f"{scheme}{sep}{MASK}"
     end = _first(rest, "/?#")
     authority, tail = rest[:end], rest[end:]
     shown = ""
@@ -170,8 +173,14 @@ def _scan(url: str) -> tuple[str, list[str]]:
             tail = _mask_tail(tail, found)
             if "@" in tail:
                 tail = tail[0] + MASK + tail[tail.rindex("@"):]
-            return f"{scheme}{sep}{authority}{tail}", found
-    return f"{scheme}{sep}{shown}{authority}{_mask_tail(tail, found)}", found
+            return f"{scheme}{sep}{authority}{_redact(tail, found, depth + 1)}"
+    return f"{scheme}{sep}{shown}{authority}{_redact(_mask_tail(tail, found), found, depth + 1)}"
+
+
+def _redact(text: str, found: list[str], depth: int = 0) -> str:
+    if "://" not in text:
+        return text
+    return _URL.sub(lambda m: _scan(m.group(0), found, depth), text)
 
 
 def redact(text: str) -> str:
@@ -180,13 +189,14 @@ def redact(text: str) -> str:
     Passwords in the userinfo, secret query/fragment/path parameters and opaque path tokens become
     `***`; scheme, user name, host, port and the rest of the path stay (they help).
     """
-    return _URL.sub(lambda m: _scan(m.group(0))[0], text)
+    return _redact(text, [])
 
 
 def secrets_of(url: str) -> list[str]:
     """Every secret of `url` as written and decoded, longest first: for text that has no URL around it
     (a library printing `user-pw=...`, FFmpeg printing the bare path)."""
-    _, found = _scan(url)
+    found: list[str] = []
+    _redact(url, found)
     return sorted({s for s in found if s}, key=len, reverse=True)
 
 
