@@ -22,7 +22,7 @@ from rtsp2jpg.camera import Camera, StatusChange
 from rtsp2jpg.config import CaptureConfig, Config
 from rtsp2jpg.frames import EncodeBudget
 from rtsp2jpg.registry import Registration, Registry, RegistryError
-from rtsp2jpg.urls import check_allowed, passwords, validate_rtsp_url
+from rtsp2jpg.urls import canonical, check_allowed, secrets_of, validate_rtsp_url
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class Service:
 
     def _start_camera(self, camera_id: str, name: str, url: str, capture: CaptureConfig, *,
                       source: str = "api", prefer: str = "default") -> Camera:
-        self.secrets.update(passwords(url))  # before anything can print the URL
+        self.secrets.update(secrets_of(url))  # before anything can print the URL (query/path secrets too)
         sources = self.backend.candidates(url, capture, self.backend.capabilities, prefer)
         networks = capture.allow_networks
         cam = Camera(camera_id, name, url, capture, sources, open_source=self.backend.open_source,
@@ -250,9 +250,11 @@ class Service:
         return cam, True
 
     def _find_same(self, url: str) -> Camera | None:
-        """The running camera that already reads `url`; called under the registration lock."""
+        """The running camera that already reads `url` under any spelling (one stream under many
+        spellings would be many RTSP sessions, and cameras allow 2-4); called under the registration lock."""
+        key = canonical(url)
         for cam in self.cameras():
-            if cam.url == url:
+            if canonical(cam.url) == key:
                 return cam
         return None
 

@@ -233,30 +233,44 @@ def _substitute(value: str, path: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(repl, value)
 
 
+_SECRET_NAMES = ("api_key", "password", "url", "token", "secret")
+
+
+def _is_secret(path: str) -> bool:
+    """Keys whose values must never be echoed in an error: keys, passwords, camera URLs, tokens."""
+    name = path.rsplit(".", 1)[-1].split("[", 1)[0]
+    return name in _SECRET_NAMES or name.endswith(tuple("_" + n for n in _SECRET_NAMES))
+
+
+def _got(value: Any, path: str) -> str:
+    """`got 'x'`, or only the type for a secret key (a mistyped password is still a password)."""
+    return f"got a value of type {type(value).__name__}" if _is_secret(path) else f"got {value!r}"
+
+
 def _convert(value: Any, kind: type, path: str) -> Any:
     if kind is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
             return value.lower() in _TRUE
-        raise ConfigError(f"{path}: must be true or false, got {value!r}")
+        raise ConfigError(f"{path}: must be true or false, {_got(value, path)}")
     if kind in (int, float):
         if isinstance(value, bool):
-            raise ConfigError(f"{path}: must be a number, got {value!r}")
+            raise ConfigError(f"{path}: must be a number, {_got(value, path)}")
         try:
             number = float(value) if isinstance(value, str) else value
         except ValueError:
-            raise ConfigError(f"{path}: must be a number, got {value!r}") from None
+            raise ConfigError(f"{path}: must be a number, {_got(value, path)}") from None
         if not isinstance(number, int | float) or number != number:
-            raise ConfigError(f"{path}: must be a number, got {value!r}")
+            raise ConfigError(f"{path}: must be a number, {_got(value, path)}")
         if kind is int:
             if number != int(number):
-                raise ConfigError(f"{path}: must be a whole number, got {value!r}")
+                raise ConfigError(f"{path}: must be a whole number, {_got(value, path)}")
             return int(number)
         return float(number)
     if kind is str:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ConfigError(f"{path}: must be a string, got {value!r}")
+            raise ConfigError(f"{path}: must be a string, {_got(value, path)}")
         return str(value)
     raise AssertionError(kind)  # pragma: no cover - schema types are covered above
 
@@ -298,7 +312,7 @@ def build(cls: type, data: Any, path: str, env: Mapping[str, str], base: Any = N
             check = f.metadata.get("check")
             problem = check(value) if check else None
             if problem:
-                raise ConfigError(f"{where}: {problem}")
+                raise ConfigError(f"{where}: {problem.split(', got ')[0] if _is_secret(where) else problem}")
             values[f.name] = value
     return cls(**values)
 
@@ -310,7 +324,7 @@ def _str_tuple(raw: Any, path: str, env: Mapping[str, str]) -> tuple[str, ...]:
     items = raw if isinstance(raw, list) else re.split(r"[,\s]+", _substitute(raw, path, env)) \
         if isinstance(raw, str) else None
     if items is None or not all(isinstance(i, str) for i in items):
-        raise ConfigError(f"{path}: must be a list of strings, got {raw!r}")
+        raise ConfigError(f"{path}: must be a list of strings, {_got(raw, path)}")
     return tuple(_substitute(i, path, env).strip() for i in items if i.strip())
 
 
@@ -399,7 +413,11 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
         except OSError as e:
             raise ConfigError(f"config file {path}: {e.strerror}") from None
         except yaml.YAMLError as e:
-            raise ConfigError(f"config file {path}: invalid YAML: {e}") from None
+            # Not str(e): PyYAML quotes the offending line, which may be a password's.
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"config file {path}: invalid YAML{where}: "
+                              f"{getattr(e, 'problem', None) or 'cannot parse'}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path}: must be a mapping of sections")
     data = _merge(data, env_overrides(env))

@@ -3,8 +3,9 @@
 OpenCV's debug log prints the capture "filename" (the camera URL, password included), GStreamer's
 debug log prints element properties, FFmpeg prints its own errors. `NativeStderrRedactor` puts a pipe
 in place of file descriptor 2 and copies every line to the real stderr through `urls.redact` and a
-literal replacement of the current cameras' passwords (as written and percent-decoded), so the
-password cannot leave the process through any library's log, whatever its format.
+literal replacement of every secret the cameras' URLs hold (`urls.secrets_of`: passwords, secret
+query and vendor-path values, opaque path tokens; as written and percent-decoded), so no secret can
+leave the process through any library's log, whatever its format.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rtsp2jpg.urls import UrlError, validate_rtsp_url
+from rtsp2jpg.urls import UrlError, canonical, validate_rtsp_url
 
 log = logging.getLogger(__name__)
 
@@ -174,21 +174,27 @@ class Registry:
         return [Registration(*row) for row in rows]
 
     def find_url(self, url: str) -> Registration | None:
+        """The registration of `url` under any spelling of it (urls.canonical)."""
         with self._lock:
             try:
-                row = self._db.execute("SELECT id, url, name, prefer, created_at FROM cameras "
-                                       "WHERE url = ?", (url,)).fetchone()
+                row = self._same_url(url)
             except sqlite3.Error as e:
                 raise RegistryError(f"cannot read camera registry: {e}") from None
         return Registration(*row) if row else None
+
+    def _same_url(self, url: str) -> tuple[Any, ...] | None:
+        """Compared in Python over the rows: a canonical column would need a migration, and a device
+        has tens of cameras, not thousands."""
+        key = canonical(url)
+        rows = self._db.execute("SELECT id, url, name, prefer, created_at FROM cameras ORDER BY created_at, id")
+        return next((row for row in rows if canonical(row[1]) == key), None)
 
     def add(self, url: str, name: str = "", prefer: str = "default") -> tuple[Registration, bool]:
         """Register `url` (one INSERT, so a crash leaves all of it or none); (registration, created)."""
         with self._lock:
             try:
                 with self._transaction():
-                    row = self._db.execute("SELECT id, url, name, prefer, created_at FROM cameras "
-                                           "WHERE url = ?", (url,)).fetchone()
+                    row = self._same_url(url)
                     if row:
                         return Registration(*row), False
                     while True:

@@ -135,6 +135,8 @@ def _request(sock: socket.socket, method: str, uri: str, cseq: int, auth: str | 
     lines = [f"{method} {uri} RTSP/1.0", f"CSeq: {cseq}", f"User-Agent: {USER_AGENT}", "Accept: application/sdp"]
     if auth:
         lines.append(f"Authorization: {auth}")
+    if any("\r" in line or "\n" in line for line in lines):  # validation refuses them; never send one
+        raise ValueError("refusing to send an RTSP header with CR/LF")
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
     return _read_response(sock)
 

@@ -34,6 +34,8 @@ def _request(sock: socket.socket, method: str, url: str, cseq: int, auth: str | 
     lines = [f"{method} {url} RTSP/1.0", f"CSeq: {cseq}", "User-Agent: rtsp2jpg-check", "Accept: application/sdp"]
     if auth:
         lines.append(f"Authorization: {auth}")
+    if any("\r" in line or "\n" in line for line in lines):  # validation refuses them; never send one
+        raise ValueError("refusing to send an RTSP header with CR/LF")
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
     buf = b""
     while b"\r\n\r\n" not in buf:

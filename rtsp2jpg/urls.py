@@ -5,18 +5,15 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import string
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
 SCHEMES = ("rtsp", "rtsps")
 MAX_URL_LENGTH = 2048
 # Characters that could break out of a quoted GStreamer property or a shell word, or smuggle headers.
 _FORBIDDEN = re.compile(r"[\s\"'`!\\<>{}|^\x00-\x1f\x7f]")
-# user:password@ inside any rtsp URL, also when embedded in a longer text (log lines, error messages).
-_CREDENTIALS = re.compile(r"(?i)(rtsps?://)([^/@\s:]*):([^@\s]*)@")
-
-
 class UrlError(ValueError):
     """The URL is not one this service will open; the message says why (without the URL)."""
 
@@ -38,6 +35,11 @@ def validate_rtsp_url(url: object) -> str:
         raise UrlError("must be valid Unicode text")
     if _FORBIDDEN.search(url):
         raise UrlError("must not contain spaces, quotes, backslashes, '!' or control characters")
+    # User, password and path are percent-decoded on their way into an Authorization header, rtspsrc
+    # user-id/user-pw or FFmpeg: a decoded CR/LF would inject an RTSP header, so no connector gets one.
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in unquote(url)):
+        raise UrlError("must not contain percent-encoded control characters such as %0D%0A "
+                       "(in the user name, password or path they could inject RTSP headers)")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -50,15 +52,161 @@ def validate_rtsp_url(url: object) -> str:
     return url
 
 
+# --- redaction: one scanner, used both to mask text and to list a URL's secrets -------------------
+#
+# The authority ends at the first '/', '?' or '#' and its userinfo at the LAST '@' inside it: the rule
+# of urlsplit, FFmpeg's av_url_split and split_credentials (which feeds rtspsrc user-id/user-pw and our
+# RTSP clients), so a raw '@' or ':' in a password is masked exactly as far as the connectors read it.
+
+MASK = "***"
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
+# Where a URL starts in any text: any scheme, so a rejected file:// or http:// URL is masked too.
+# It ends where a URL cannot go on (validate_rtsp_url refuses those characters); a URL inside it
+# (`a://x,b://u:p@y`) is scanned in turn. Schemes are bounded (16 characters): an unbounded one made
+# a long line without "://" quadratic.
+_URL = re.compile(r"(?i)[a-z][a-z0-9+.-]{0,15}://[^\s\"'`<>\\{}|^\x00-\x1f\x7f]*")
+MAX_NESTING = 8  # URLs inside URLs inside ...: deeper than this, the rest is masked whole
+_HOSTPORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+(?:%[\w.~-]+)?\]|[^:\[\]@]+)(?::[0-9]*)?$")
+# Query and vendor path keys that carry a secret (`password=`, `pwd=`, `authbasic=`, `token=`, ...),
+# any case, also at the end of a longer name (`camera_password=`); user names stay visible.
+_KEYED = (r"(?i)(^|[&;_/])([a-z0-9.-]*?(?:pass(?:word|wd|wort)?|pwd|pw|psw|auth(?:basic)?|token|"
+          r"api_?key|key|secret|sig(?:nature)?|session(?:id)?))=")
+# In a path a value ends at `&`, `;`, `/` or a vendor `_name=` (`password=X_channel=1_stream=0.sdp`;
+# its first character always belongs to it); in a query at `&` or `#`, in a fragment at `&`.
+_PAIR_PATH = re.compile(_KEYED + r"([^&;/](?:(?!_[A-Za-z][A-Za-z0-9-]*=)[^&;/])*)?")
+_PAIR_QUERY = re.compile(_KEYED + r"([^&#]*)")
+_PAIR_FRAGMENT = re.compile(_KEYED + r"([^&]*)")
+_ALNUM_RUN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{12,}(?![A-Za-z0-9])")
+MIN_TOKEN = 12
+
+
+def _is_token(word: str) -> bool:
+    """A long opaque alphanumeric word (UniFi Protect's `/AbCdEf123456789`), not a path like `realmonitor`.
+
+    Upper, lower and digits together, or (two classes) a class change at most characters: random
+    tokens change class every ~1.6 characters, CamelCase names (`FrontDoorCameraMain`) every ~3+.
+    """
+    if len(word) < MIN_TOKEN or not word.isascii() or not word.isalnum():
+        return False
+    kinds = [0 if c.isdigit() else 1 if c.isupper() else 2 for c in word]
+    present = set(kinds)
+    if len(present) == 3:
+        return True
+    changes = sum(a != b for a, b in zip(kinds, kinds[1:], strict=False))
+    if 0 in present and len(present) == 2:
+        return changes * 3 > len(word) - 1  # hex and other letter+digit tokens
+    return len(present) == 2 and changes * 2 > len(word) - 1
+
+
+def _first(text: str, chars: str) -> int:
+    return min((i for i in (text.find(c) for c in chars) if i >= 0), default=len(text))
+
+
+def _decoded(value: str) -> list[str]:
+    return [value, unquote(value), unquote_plus(value)]
+
+
+def _mask_pairs(text: str, pattern: re.Pattern[str], found: list[str]) -> str:
+    def repl(m: re.Match[str]) -> str:
+        if m.group(3):
+            found.extend(_decoded(m.group(3)))
+            return f"{m.group(1)}{m.group(2)}={MASK}"
+        return m.group(0)
+
+    return pattern.sub(repl, text)
+
+
+def _mask_tail(tail: str, found: list[str]) -> str:
+    """Path, query and fragment: secret-keyed values and opaque tokens become ***."""
+    q = _first(tail, "?#")
+    path, rest = tail[:q], tail[q:]
+    out = _mask_pairs(path, _PAIR_PATH, found)
+    if rest.startswith("?"):
+        h = rest.find("#")
+        query, rest = (rest[1:h], rest[h:]) if h >= 0 else (rest[1:], "")
+        out += "?" + _mask_pairs(query, _PAIR_QUERY, found)
+    if rest:
+        out += "#" + _mask_pairs(rest[1:], _PAIR_FRAGMENT, found)
+
+    def token(m: re.Match[str]) -> str:
+        if _is_token(m.group(0)):
+            found.append(m.group(0))
+            return MASK
+        return m.group(0)
+
+    return _ALNUM_RUN.sub(token, out)
+
+
+def _mask_userinfo(userinfo: str, found: list[str]) -> str:
+    user, colon, password = userinfo.partition(":")
+    if colon:
+        found.extend(_decoded(password))
+    if _is_token(unquote(user)):  # `rtsp://<token>@host`: a user name that is really a key
+        found.extend(_decoded(user))
+        user = MASK
+    return f"{user}:{MASK}@" if colon else f"{user}@"
+
+
+def _scan(url: str, found: list[str], depth: int = 0) -> str:
+    """`url` with every secret masked (the secrets, as written and percent-decoded, go to `found`)."""
+    scheme, sep, rest = url.partition("://")
+    if depth > MAX_NESTING:
+        return f"{scheme}{sep}{MASK}"
+    end = _first(rest, "/?#")
+    authority, tail = rest[:end], rest[end:]
+    shown = ""
+    if "@" in authority:
+        userinfo, authority = authority.rsplit("@", 1)
+        shown = _mask_userinfo(userinfo, found)
+    elif "@" in tail:
+        last = rest.rindex("@")
+        if not _HOSTPORT.match(authority):
+            # `rtsp://admin:pa/ss@host/x`: no connector accepts it (port "pa"), but its author meant
+            # a password with a raw '/', '?' or '#': mask up to the last '@'.
+            shown = _mask_userinfo(rest[:last], found)
+            after = rest[last + 1:]
+            end = _first(after, "/?#")
+            authority, tail = after[:end], after[end:]
+        elif ":" in rest[:last]:
+            # `rtsp://10.0.0.1:554/path@x` keeps its host, but the path up to a raw '@' left after the
+            # keyed values are masked could be the tail of a password with a raw '/': mask it too.
+            tail = _mask_tail(tail, found)
+            if "@" in tail:
+                tail = tail[0] + MASK + tail[tail.rindex("@"):]
+            return f"{scheme}{sep}{authority}{_redact(tail, found, depth + 1)}"
+    return f"{scheme}{sep}{shown}{authority}{_redact(_mask_tail(tail, found), found, depth + 1)}"
+
+
+def _redact(text: str, found: list[str], depth: int = 0) -> str:
+    if "://" not in text:
+        return text
+    return _URL.sub(lambda m: _scan(m.group(0), found, depth), text)
+
+
 def redact(text: str) -> str:
-    """Replace the password of every rtsp URL in `text` with `***` (user names stay: they help)."""
-    return _CREDENTIALS.sub(r"\1\2:***@", text)
+    """Mask every credential of every URL in `text` (a URL, a log line, an exception's repr).
+
+    Passwords in the userinfo, secret query/fragment/path parameters and opaque path tokens become
+    `***`; scheme, user name, host, port and the rest of the path stay (they help).
+    """
+    return _redact(text, [])
+
+
+def secrets_of(url: str) -> list[str]:
+    """Every secret of `url` as written and decoded, longest first: for text that has no URL around it
+    (a library printing `user-pw=...`, FFmpeg printing the bare path)."""
+    found: list[str] = []
+    _redact(url, found)
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+passwords = secrets_of  # the older name, kept for callers and tests
 
 
 def host_of(url: str) -> str:
     """`host:port` of a camera URL, for messages that must not carry credentials."""
     parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port or (322 if parts.scheme == 'rtsps' else 554)}"
+    return f"{parts.hostname}:{parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 554)}"
 
 
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:
@@ -72,14 +220,91 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     return bare, user, password if _ else None
 
 
+# --- canonical form: one stream under many spellings is one camera --------------------------------
 
-def passwords(url: str) -> list[str]:
-    """The password of `url` as written and percent-decoded, for redacting text that has no URL around it."""
-    _, _, password = split_credentials(url)
-    if not password:
-        return []
-    return sorted({password, unquote(password)}, key=len, reverse=True)
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_IPV4_PART = re.compile(r"(?i)^(?:0x[0-9a-f]+|[0-9]+)$")
 
+
+def _percent_normal(text: str) -> str:
+    """RFC 3986 6.2.2: decode percent-encoded unreserved characters, upper-case the other escapes."""
+    def repl(m: re.Match[str]) -> str:
+        ch = chr(int(m.group(1), 16))
+        return ch if ch in _UNRESERVED else "%" + m.group(1).upper()
+
+    return _PERCENT.sub(repl, text)
+
+
+def _aton_part(part: str) -> int | None:
+    if not _IPV4_PART.match(part):
+        return None
+    if part[:2].lower() == "0x":
+        return int(part[2:], 16)
+    if len(part) > 1 and part[0] == "0":
+        return int(part, 8) if set(part) <= set("01234567") else None  # `08` is no number to inet_aton
+    return int(part)
+
+
+def _inet_aton(host: str) -> str | None:
+    """`127.1`, `0x7f000001`, `2130706433`, `0177.0.0.1` -> `127.0.0.1`, as getaddrinfo reads them."""
+    parts = host.split(".")
+    nums = [_aton_part(p) for p in parts] if 1 <= len(parts) <= 4 else [None]
+    if any(n is None for n in nums):
+        return None
+    *head, last = [n for n in nums if n is not None]
+    if any(n > 255 for n in head) or last >= 256 ** (5 - len(nums)):
+        return None
+    return str(ipaddress.IPv4Address(sum(n << (24 - 8 * i) for i, n in enumerate(head)) + last))
+
+
+def _canonical_host(host: str) -> str:
+    if ":" in host:  # IPv6 (urlsplit took the brackets off)
+        addr, pct, zone = host.partition("%")
+        try:
+            ip = ipaddress.IPv6Address(addr)
+        except ValueError:
+            return f"[{host}]"
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return f"[{ip.compressed}{pct}{zone}]"
+    host = host[:-1] if host.endswith(".") else host
+    dotted = _inet_aton(host)
+    if dotted:
+        return dotted
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
+
+
+def _userinfo_key(userinfo: str) -> str:
+    user, colon, password = userinfo.partition(":")
+    key = quote(unquote(user), safe="")
+    return key + (":" + quote(unquote(password), safe="") if colon else "") + "@"
+
+
+def canonical(url: str) -> str:
+    """A comparison key for `url`: equal for spellings every connector opens as the same stream.
+
+    Scheme and host case, the default port (554, rtsps 322), a trailing slash, inet_aton forms of
+    IPv4, v4-mapped IPv6, percent-encoding of unreserved characters and of the credentials. Only a
+    key: the URL sent to the camera is still the one registered.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    userinfo = _userinfo_key(parts.netloc.rsplit("@", 1)[0]) if "@" in parts.netloc else ""
+    host = _canonical_host(parts.hostname or "")
+    port = port or DEFAULT_PORTS.get(scheme, 0)
+    path = _percent_normal(parts.path)
+    path = path.rstrip("/") or "/"
+    query = "?" + _percent_normal(parts.query) if parts.query else ""
+    fragment = "#" + _percent_normal(parts.fragment) if parts.fragment else ""
+    return f"{scheme}://{userinfo}{host}:{port}{path}{query}{fragment}"
 
 def check_allowed(url: str, networks: Iterable[str],
                   resolve: Callable[..., list[Any]] = socket.getaddrinfo) -> None:

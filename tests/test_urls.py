@@ -40,6 +40,25 @@ def test_redact_hides_passwords_in_any_text() -> None:
     assert "rtsp://nouser@h/" in out and "rtsp://h:554/plain" in out
 
 
+@pytest.mark.parametrize(("text", "shown"), [
+    # A raw '@' in the password: userinfo ends at the LAST '@' of the authority, as every connector reads it.
+    ("rtsp://admin:ter2Secret@x@10.0.0.5/s", "rtsp://admin:***@10.0.0.5/s"),
+    ("rtsp://admin:p@ss:w@rd@host:554/x", "rtsp://admin:***@host:554/x"),
+    # An '@' after the authority is not userinfo: the host stays visible.
+    ("rtsp://10.0.0.1:554/path@x", "rtsp://10.0.0.1:554/***@x"),
+    ("rtsp://h/cam?user=admin&password=Secr3t&channel=1", "rtsp://h/cam?user=admin&password=***&channel=1"),
+    ("rtsp://h/user=admin_password=X1_channel=1_stream=0.sdp", "rtsp://h/user=admin_password=***_channel=1_stream=0.sdp"),
+])
+def test_redact_real_camera_url_forms(text: str, shown: str) -> None:
+    assert redact(text) == shown
+
+
+def test_percent_encoded_control_characters_are_rejected() -> None:
+    for url in ("rtsp://ad%0D%0Amin:p@h/", "rtsp://u:p%0d%0aX-Evil:%201@h/", "rtsp://h/a%00b", "rtsp://h/%7F"):
+        with pytest.raises(UrlError, match="control characters"):
+            validate_rtsp_url(url)
+
+
 def test_split_credentials() -> None:
     assert split_credentials("rtsp://u:p%40x@h:1/s") == ("rtsp://h:1/s", "u", "p%40x")
     assert split_credentials("rtsp://h/s") == ("rtsp://h/s", None, None)
