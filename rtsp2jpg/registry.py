@@ -239,10 +239,11 @@ def _is_corrupt(e: sqlite3.DatabaseError) -> bool:
     if isinstance(e, _Corrupt):
         return True
     code = getattr(e, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in _CORRUPT_CODES
+    if code is not None and code & 0xFF in _CORRUPT_CODES:
+        return True
+    # A damaged schema-format field in the header is a plain SQLITE_ERROR "unsupported file format".
     text = str(e)
-    return "malformed" in text or "not a database" in text
+    return any(marker in text for marker in ("malformed", "not a database", "unsupported file format"))
 
 
 def salvage(path: Path) -> list[Registration]:
