@@ -44,8 +44,9 @@ class Backend:
     candidates: Callable[..., list[Any]]
     open_source: Callable[[Any], Any]
     encode_jpeg: Callable[..., bytes]
-    diagnose: Callable[[str, float, str], Any] | None = None  # why an open failed (rtspcheck), None in unit tests
-    probe: Callable[[str, float], Any] | None = None  # RTSP DESCRIBE: codec and auth errors
+    # Both are called as (url, timeout[, method], cancelled=stop.is_set): bounded in total, stoppable.
+    diagnose: Callable[..., Any] | None = None  # why an open failed (rtspcheck), None in unit tests
+    probe: Callable[..., Any] | None = None  # RTSP DESCRIBE: codec and auth errors
 
 
 def default_backend(cfg: Config) -> Backend:
