@@ -113,6 +113,11 @@ class HttpConfig:
                                  "every worker", _range(0, 256))
     stream_stall_timeout_sec: float = _opt(10.0, "drop an MJPEG viewer that has not read for this long "
                                            "(it skips frames meanwhile)", _range(1, 600))
+    connection_limit: int = _opt(500, "open HTTP connections at most (idle and half-sent ones included); past it, "
+                                 "new ones wait in the listen backlog; kept under the open-files limit",
+                                 _range(16, 10000))
+    request_timeout_sec: float = _opt(10.0, "a client must send a whole request (head and body) within this long "
+                                      "of its first byte, else it is disconnected (slowloris)", _range(1, 600))
 
 
 @dataclass(frozen=True)

@@ -372,3 +372,76 @@ class DemoRtsp:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Slowloris:
+    """`count` HTTP clients that each send a request header one byte every `interval` s, never
+    finishing it: the classic slowloris. `dropped` counts connections the server has closed."""
+
+    PREFIX = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    DRIP = b"X-Slow: " + b"a" * 64 + b"\r\n"
+
+    def __init__(self, port: int, count: int, interval: float = 1.0, host: str = "127.0.0.1") -> None:
+        self.address = (host, port)
+        self.count, self.interval = count, interval
+        self.socks: list[socket.socket] = []
+        self.failed = 0  # could not even connect (refused or timed out)
+        self.dropped = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="slowloris")
+
+    def start(self) -> Slowloris:
+        for _ in range(self.count):
+            try:
+                sock = socket.create_connection(self.address, timeout=2)
+                sock.sendall(self.PREFIX)
+            except OSError:
+                self.failed += 1
+                continue
+            sock.setblocking(False)
+            self.socks.append(sock)
+        self._thread.start()
+        return self
+
+    @property
+    def open(self) -> int:
+        return len(self.socks)
+
+    def _run(self) -> None:
+        step = 0
+        while not self._stop.wait(self.interval):
+            byte = self.DRIP[step % len(self.DRIP):][:1]
+            step += 1
+            for sock in list(self.socks):
+                try:
+                    if sock.recv(4096) == b"":  # the server closed it (a 4xx first, or nothing)
+                        raise ConnectionResetError
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    self._drop(sock)
+                    continue
+                try:
+                    sock.send(byte)
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    self._drop(sock)
+
+    def _drop(self, sock: socket.socket) -> None:
+        self.socks.remove(sock)
+        self.dropped += 1
+        sock.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for sock in self.socks:
+            sock.close()
+        self.socks = []
+
+    def __enter__(self) -> Slowloris:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

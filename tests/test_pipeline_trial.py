@@ -122,8 +122,8 @@ def test_no_probe_before_software_only_trials() -> None:
 
 def test_probe_error_is_the_status_and_nothing_is_opened() -> None:
     cam, tried = run_camera(lambda spec: Capture(spec, 100_000),
-                            probe=lambda url, timeout, **_: ProbeResult(status=401, error="authentication failed (401): "
-                                                                   "wrong user name or password"),
+                            probe=lambda url, timeout, **_: ProbeResult(
+                                status=401, error="authentication failed (401): wrong user name or password"),
                             until=lambda c, t: c.status == Status.ERROR)
     assert tried == []
     assert cam["error"].startswith("authentication failed (401)")
