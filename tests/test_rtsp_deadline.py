@@ -96,6 +96,27 @@ def test_stop_interrupts_an_exchange_at_once(client: str) -> None:
         assert out["result"] is None
 
 
+def test_stop_interrupts_a_connect_that_hangs() -> None:
+    """A listener whose accept queue is full drops further SYNs: connect() hangs like a black hole."""
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        for f in fillers:
+            f.setblocking(False)
+            f.connect_ex(("127.0.0.1", port))
+        time.sleep(0.2)
+        stop = threading.Event()
+        threading.Timer(0.5, stop.set).start()
+        result, took = _timed(diagnose, f"rtsp://127.0.0.1:{port}/x", 30, "OPTIONS", cancelled=stop.is_set)
+        timed_out, took_deadline = _timed(probe, f"rtsp://127.0.0.1:{port}/x", 1.0)
+        for f in fillers:
+            f.close()
+    assert result is None and took < 0.5 + SLACK
+    assert "no answer" in timed_out.error and took_deadline < 1.0 + SLACK
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=600) | st.builds(lambda tail: b"RTSP/1.0 200 OK\r\n" + tail, st.binary(max_size=600)))
 def test_any_reply_bytes_give_a_response_or_a_clean_error(data: bytes) -> None:
@@ -190,3 +211,19 @@ def test_gstreamer_open_against_a_drip_leaves_at_most_one_thread_behind() -> Non
         assert sum(t.name.startswith("open-") for t in threading.enumerate()) == 1
     # The drip ended (server stopped): the blocked open returns, is released, and the guard clears.
     wait_until(lambda: not pipeline._BLOCKED, 30)
+
+
+def test_reconnects_against_a_drip_do_not_pile_up_gstreamer_opens(service_factory) -> None:
+    """Before: every reconnect left one more thread and rtspsrc pipeline blocked on the drip."""
+    with DripServer("header", prompt=("OPTIONS",)) as drip:
+        svc = service_factory({"capture": {**FAST, "decoder": "software", "open_timeout_sec": 2}})
+        time.sleep(1)
+        baseline = _threads(svc.proc.pid)
+        cam = svc.post("/register", {"rtsp_url": drip.url(userinfo=f"admin:{SECRET}")}).json()["id"]
+        wait_until(lambda: svc.status(cam)["reconnects"] >= 4, 60)
+        status = svc.status(cam)
+        grown = _threads(svc.proc.pid) - baseline
+        print(f"after {status['reconnects']} attempts against a drip: {grown} more thread(s); {status['error']}")
+        assert "still blocked" in status["error"] and SECRET not in str(status)
+        # The camera's thread, the one blocked open, and GStreamer's own threads of that one pipeline.
+        assert grown <= 12, grown
