@@ -153,6 +153,6 @@ def read_response(sock: socket.socket, deadline: Deadline) -> Response:
 
 def exchange(sock: socket.socket, request: str, deadline: Deadline) -> Response:
     """Send one request (a few hundred bytes: never blocks long) and read its reply, both bounded."""
-    sock.settimeout(max(0.01, min(deadline.remaining(), 5.0)))
+    sock.settimeout(deadline.slice() * 4)  # <= 1 s; raises first if cancelled or out of time
     sock.sendall(request.encode("utf-8"))
     return read_response(sock, deadline)
