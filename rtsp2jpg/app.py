@@ -50,8 +50,9 @@ class Backend:
     candidates: Callable[..., list[Any]]
     open_source: Callable[[Any], Any]
     encode_jpeg: Callable[..., bytes]
-    diagnose: Callable[[str, float, str], Any] | None = None  # why an open failed (rtspcheck), None in unit tests
-    probe: Callable[[str, float], Any] | None = None  # RTSP DESCRIBE: codec and auth errors
+    # Both are called as (url, timeout[, method], cancelled=stop.is_set): bounded in total, stoppable.
+    diagnose: Callable[..., Any] | None = None  # why an open failed (rtspcheck), None in unit tests
+    probe: Callable[..., Any] | None = None  # RTSP DESCRIBE: codec and auth errors
 
 
 def default_backend(cfg: Config) -> Backend:
@@ -331,10 +332,9 @@ def probe_http(host: str, port: int, timeout: float) -> str | None:
 
 def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], None] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code. Under systemd, speaks the notify protocol."""
-    import waitress
-
     from rtsp2jpg.http import make_app
     from rtsp2jpg.nativelog import NativeStderrRedactor
+    from rtsp2jpg.serving import make_server
 
     # OpenCV/FFmpeg/GStreamer write to fd 2 directly, past the redacting log formatter: filter fd 2 too.
     services: list[Service] = []
@@ -351,14 +351,9 @@ def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], N
         raise
     services.append(service)
     http = config.http
-    server = waitress.create_server(
-        make_app(service), host=http.host, port=http.port, threads=http.threads,
-        # Long-polls hold a worker; a bounded queue warning stays quiet (see DESIGN 9 on waitress.queue).
-        channel_timeout=max(30, int(http.long_poll_timeout_sec) + 10), ident="rtsp2jpg",
-        # Waitress must not strip forwarding headers: rtsp2jpg.trust needs to see them to refuse the
-        # loopback shortcut to an unlisted proxy (stripped, nginx's requests looked like local ones),
-        # and it follows them only from http.trusted_proxies (Waitress's trusted_proxy takes one IP).
-        max_request_body_size=http.max_body_bytes, clear_untrusted_proxy_headers=False)
+    # Connection limit, request deadline, poll(): see serving.py (slowloris). Long-polls hold a
+    # worker; a bounded queue warning stays quiet (see DESIGN 9 on waitress.queue).
+    server = make_server(make_app(service), http)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     host = getattr(server, "effective_host", http.host)
     port = server.effective_port  # type: ignore[attr-defined]

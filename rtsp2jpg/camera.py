@@ -93,7 +93,7 @@ class Camera:
     def __init__(self, camera_id: str, name: str, url: str, cfg: CaptureConfig, sources: Sequence[Any], *,
                  open_source: Callable[[Any], Capture], on_status: Callable[[StatusChange], None],
                  source: str = "api", prefer: str = "default", clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, probe: Callable[[str, float], Any] | None = None,
+                 wall: Callable[[], float] = time.time, probe: Callable[..., Any] | None = None,
                  diagnose: Callable[..., Any] | None = None, admit: Callable[[str], None] | None = None,
                  encode_budget: EncodeBudget | None = None) -> None:
         self.id = camera_id
@@ -118,7 +118,7 @@ class Camera:
         self._status_lock = threading.Lock()
         self._last_retrieve = -1e9
         self._failures = 0
-        self._diagnose = diagnose  # (url, timeout, method) -> rtspcheck.Diagnosis | None: why an open failed
+        self._diagnose = diagnose  # (url, timeout, method, cancelled=) -> rtspcheck.Diagnosis | None
         self._auth_failures = 0  # consecutive "wrong password" answers: backoff stretched, FFmpeg skipped
         # (url) -> None, or UrlError saying why this URL may not be opened (capture.allow_networks).
         # Asked before every connection: a name may resolve elsewhere tomorrow.
@@ -216,7 +216,7 @@ class Camera:
         hardware = any(getattr(spec, "hardware", False) for spec in sources)
         if self._probe is None or len(codecs) < 2 or not hardware:
             return sources
-        info = self._probe(self.url, self.cfg.open_timeout_sec)
+        info = self._probe(self.url, self.cfg.open_timeout_sec, cancelled=self._stop.is_set)
         if info.error:
             self._set_status(Status.ERROR, info.error)
             return None
@@ -244,7 +244,8 @@ class Camera:
         if self._diagnose is None or self._stop.is_set():
             return None
         try:
-            return self._diagnose(self.url, min(5.0, self.cfg.open_timeout_sec), method)
+            # The whole exchange is bounded by the timeout and ends within 0.25 s of request_stop().
+            return self._diagnose(self.url, min(5.0, self.cfg.open_timeout_sec), method, cancelled=self._stop.is_set)
         except Exception:
             log.exception("%s: checking the camera failed", self.id)
             return None

@@ -211,6 +211,11 @@ class Capture:
         self._cap.release()
 
 
+# Pipeline descriptions whose open was abandoned and is still blocked in OpenCV (see _open_gstreamer).
+_BLOCKED: dict[str, int] = {}
+_BLOCKED_LOCK = threading.Lock()
+
+
 def _open_gstreamer(spec: SourceSpec) -> Capture:
     """Open a GStreamer pipeline and wait for its first frame at most `spec.open_timeout_sec`.
 
@@ -218,7 +223,14 @@ def _open_gstreamer(spec: SourceSpec) -> Capture:
     sends nothing keeps the first grab() waiting for ever. So the open and the first grab run in a
     helper thread; past the timeout the caller moves on and the helper releases the capture if
     its grab ever returns (if it never does, that thread and pipeline stay behind: logged).
+    rtspsrc has no total deadline (its tcp-timeout is per read): a camera dripping a byte every
+    0.3 s held an open for as long as it dripped (measured: > 40 s with a 3 s open timeout), so
+    while one open of a pipeline is still blocked, no second one is started: one left-behind
+    thread per source at most, not one per reconnect.
     """
+    with _BLOCKED_LOCK:
+        if _BLOCKED.get(spec.target):
+            raise SourceError(f"{spec.label}: an earlier open of this stream is still blocked; not starting another")
     lock = threading.Lock()
     done = threading.Event()
     box: dict[str, Any] = {}
@@ -235,8 +247,13 @@ def _open_gstreamer(spec: SourceSpec) -> Capture:
             box.update(cap=cap, ok=ok)
             abandoned = box.get("abandoned", False)
             done.set()
-        if abandoned and cap is not None:
-            cap.release()
+        if abandoned:
+            with _BLOCKED_LOCK:
+                _BLOCKED[spec.target] -= 1
+                if not _BLOCKED[spec.target]:
+                    del _BLOCKED[spec.target]
+            if cap is not None:
+                cap.release()
             log.info("%s: an abandoned open finally returned; released", spec.label)
 
     threading.Thread(target=work, name=f"open-{spec.label}", daemon=True).start()
@@ -244,6 +261,8 @@ def _open_gstreamer(spec: SourceSpec) -> Capture:
     with lock:
         if not done.is_set():
             box["abandoned"] = True
+            with _BLOCKED_LOCK:
+                _BLOCKED[spec.target] = _BLOCKED.get(spec.target, 0) + 1
             log.warning("%s: no frame within %.0fs; the blocked open is left to finish in the background",
                         spec.label, spec.open_timeout_sec)
             raise SourceError(f"{spec.label}: no frame within the open timeout")

@@ -16,10 +16,10 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from rtsp2jpg import rtspio
 from rtsp2jpg.urls import host_of, split_credentials
 
 USER_AGENT = "rtsp2jpg"
-MAX_RESPONSE = 64 * 1024
 _ENCODINGS = {"H264": "h264", "H265": "h265", "HEVC": "h265"}
 _AUTH_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
@@ -94,55 +94,20 @@ def authorization(challenges: list[str], method: str, uri: str, user: str, passw
     return None
 
 
-@dataclass
-class _Response:
-    status: int
-    headers: dict[str, list[str]]
-    body: str
-
-
-def _read_response(sock: socket.socket) -> _Response:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("connection closed by the camera")
-        data += chunk
-        if len(data) > MAX_RESPONSE:
-            raise ConnectionError("response too large")
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("iso-8859-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("RTSP/") or not parts[1].isdigit():
-        raise ConnectionError("not an RTSP response")
-    headers: dict[str, list[str]] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers.setdefault(name.strip().lower(), []).append(value.strip())
-    length = int((headers.get("content-length") or ["0"])[0] or 0)
-    if length > MAX_RESPONSE:
-        raise ConnectionError("response too large")
-    while len(body) < length:
-        chunk = sock.recv(length - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return _Response(int(parts[1]), headers, body[:length].decode("utf-8", "replace"))
-
-
-def _request(sock: socket.socket, method: str, uri: str, cseq: int, auth: str | None) -> _Response:
+def _request(sock: socket.socket, method: str, uri: str, cseq: int, auth: str | None,
+             deadline: rtspio.Deadline) -> rtspio.Response:
     lines = [f"{method} {uri} RTSP/1.0", f"CSeq: {cseq}", f"User-Agent: {USER_AGENT}", "Accept: application/sdp"]
     if auth:
         lines.append(f"Authorization: {auth}")
-    if any("\r" in line or "\n" in line for line in lines):  # validation refuses them; never send one
-        raise ValueError("refusing to send an RTSP header with CR/LF")
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
-    return _read_response(sock)
+    return rtspio.exchange(sock, lines, deadline)
 
 
-def probe(url: str, timeout: float = 5.0) -> ProbeResult:
-    """DESCRIBE `url` (a validated rtsp:// URL) and return its codec or a definite error."""
+def probe(url: str, timeout: float = 5.0, cancelled: rtspio.Cancelled | None = None) -> ProbeResult:
+    """DESCRIBE `url` (a validated rtsp:// URL) and return its codec or a definite error.
+
+    `timeout` bounds the whole exchange (connect, DESCRIBE, the authenticated retry), not each
+    read; `cancelled()` (e.g. the camera's stop event) ends it within rtspio.SLICE_SEC, as unknown.
+    """
     parts = urlsplit(url)
     if parts.scheme.lower() != "rtsp":
         return ProbeResult()
@@ -150,22 +115,28 @@ def probe(url: str, timeout: float = 5.0) -> ProbeResult:
     user = unquote(user) if user else None
     password = unquote(password) if password is not None else None
     where = host_of(url)
+    deadline = rtspio.Deadline(timeout, cancelled)
     try:
-        with socket.create_connection((parts.hostname, parts.port or 554), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            resp = _request(sock, "DESCRIBE", bare, 1, None)
+        with rtspio.connect(parts.hostname or "", parts.port or 554, deadline) as sock:
+            resp = _request(sock, "DESCRIBE", bare, 1, None, deadline)
             if resp.status == 401 and user is not None:
                 auth = authorization(resp.headers.get("www-authenticate", []), "DESCRIBE", bare,
                                      user, password or "")
                 if auth:
-                    resp = _request(sock, "DESCRIBE", bare, 2, auth)
+                    resp = _request(sock, "DESCRIBE", bare, 2, auth, deadline)
+    except rtspio.ExchangeCancelled:
+        return ProbeResult()  # the camera is stopping: nobody will read a verdict
+    except rtspio.DeadlineExceeded as e:
+        if e.partial:
+            return ProbeResult(error=f"{where} answers RTSP too slowly (no complete reply within {timeout:g}s)")
+        return ProbeResult(error=f"no answer from {where} within {timeout:g}s")
     except TimeoutError:
         return ProbeResult(error=f"no answer from {where} within {timeout:g}s")
     except ConnectionRefusedError:
         return ProbeResult(error=f"connection to {where} refused")
     except socket.gaierror:
         return ProbeResult(error=f"cannot resolve the host of {where}")
-    except (OSError, ValueError):
+    except (OSError, ValueError, UnicodeError):
         return ProbeResult()  # odd camera or network hiccup: let the pipelines try
     if resp.status == 401:
         why = "wrong user name or password" if user is not None else "the URL has no credentials"
@@ -175,4 +146,4 @@ def probe(url: str, timeout: float = 5.0) -> ProbeResult:
         return ProbeResult(status=resp.status, error=f"{reason} ({resp.status}) at {where}")
     if resp.status != 200:
         return ProbeResult(status=resp.status)
-    return ProbeResult(codec=codec_from_sdp(resp.body), status=200)
+    return ProbeResult(codec=codec_from_sdp(resp.body.decode("utf-8", "replace")), status=200)

@@ -17,6 +17,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from rtsp2jpg import rtspio
 from rtsp2jpg.urls import split_credentials
 
 
@@ -30,30 +31,13 @@ class Diagnosis:
         return self.kind == "auth"
 
 
-def _request(sock: socket.socket, method: str, url: str, cseq: int, auth: str | None) -> tuple[int, dict[str, str]]:
+def _request(sock: socket.socket, method: str, url: str, cseq: int, auth: str | None,
+             deadline: rtspio.Deadline) -> tuple[int, dict[str, str]]:
     lines = [f"{method} {url} RTSP/1.0", f"CSeq: {cseq}", "User-Agent: rtsp2jpg-check", "Accept: application/sdp"]
     if auth:
         lines.append(f"Authorization: {auth}")
-    if any("\r" in line or "\n" in line for line in lines):  # validation refuses them; never send one
-        raise ValueError("refusing to send an RTSP header with CR/LF")
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-        if len(buf) > 65536:
-            raise ValueError("oversized reply")
-    head = buf.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-    m = re.match(r"RTSP/\d\.\d (\d{3})", head[0])
-    if not m:
-        raise ValueError("not an RTSP reply")
-    headers: dict[str, str] = {}
-    for line in head[1:]:
-        key, _, value = line.partition(":")
-        headers.setdefault(key.strip().lower(), value.strip())
-    return int(m.group(1)), headers
+    resp = rtspio.exchange(sock, lines, deadline)
+    return resp.status, {name: values[0] for name, values in resp.headers.items()}
 
 
 def _authorization(challenge: str, method: str, url: str, user: str, password: str) -> str | None:
@@ -81,31 +65,37 @@ def _authorization(challenge: str, method: str, url: str, user: str, password: s
     return None
 
 
-def diagnose(url: str, timeout: float = 5.0, method: str = "DESCRIBE") -> Diagnosis | None:
+def diagnose(url: str, timeout: float = 5.0, method: str = "DESCRIBE",
+             cancelled: rtspio.Cancelled | None = None) -> Diagnosis | None:
     """Connect, DESCRIBE (with credentials if the camera asks), and say in one sentence what happened.
 
     `method="OPTIONS"` only asks whether something answers RTSP at all: it prepares no media and
     logs nobody in, so it can run before every open (a DESCRIBE right before FFmpeg's own made the
     test server, and could make a weak camera, fail the connection that followed).
+    `timeout` bounds the whole exchange (connect and every round trip), so a camera dripping a
+    byte at a time cannot hold the camera thread; `cancelled()` true (the camera is stopping)
+    ends it within rtspio.SLICE_SEC with None.
     """
     parts = urlsplit(url)
     if parts.scheme.lower() != "rtsp" or not parts.hostname:
         return None
     bare, user, password = split_credentials(url)
     host, port = parts.hostname, parts.port or 554
+    deadline = rtspio.Deadline(timeout, cancelled)
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = rtspio.connect(host, port, deadline)
+    except rtspio.ExchangeCancelled:
+        return None
     except ConnectionRefusedError:
         return Diagnosis("refused", f"connection refused by {host}:{port}")
     except (OSError, UnicodeError):
         return Diagnosis("unreachable", f"cannot reach {host}:{port} (no route, DNS or connect timeout)")
     try:
         with sock:
-            sock.settimeout(timeout)
             if method == "OPTIONS":
-                _request(sock, "OPTIONS", bare, 1, None)
+                _request(sock, "OPTIONS", bare, 1, None, deadline)
                 return Diagnosis("ok", "the camera answers RTSP")
-            code, headers = _request(sock, "DESCRIBE", bare, 1, None)
+            code, headers = _request(sock, "DESCRIBE", bare, 1, None, deadline)
             if code == 401:
                 if user is None:
                     return Diagnosis("auth", "the camera requires a user name and password (401)")
@@ -113,7 +103,7 @@ def diagnose(url: str, timeout: float = 5.0, method: str = "DESCRIBE") -> Diagno
                 auth = _authorization(challenge, "DESCRIBE", bare, unquote(user), unquote(password or ""))
                 if auth is None:
                     return Diagnosis("rtsp_error", "the camera asks for an unsupported authentication scheme")
-                code, headers = _request(sock, "DESCRIBE", bare, 2, auth)
+                code, headers = _request(sock, "DESCRIBE", bare, 2, auth, deadline)
                 if code in (401, 403):
                     return Diagnosis("auth", f"the camera rejected the user name or password ({code})")
             if code == 403:
@@ -123,6 +113,13 @@ def diagnose(url: str, timeout: float = 5.0, method: str = "DESCRIBE") -> Diagno
             if code >= 300:
                 return Diagnosis("rtsp_error", f"the camera answered DESCRIBE with RTSP status {code}")
             return Diagnosis("ok", "the camera answers RTSP")
+    except rtspio.ExchangeCancelled:
+        return None
+    except rtspio.DeadlineExceeded as e:
+        if e.partial:
+            return Diagnosis("no_answer", f"{host}:{port} answers RTSP too slowly "
+                                          f"(no complete reply within {timeout:g}s)")
+        return Diagnosis("no_answer", f"{host}:{port} accepts connections but does not answer RTSP")
     except TimeoutError:
         return Diagnosis("no_answer", f"{host}:{port} accepts connections but does not answer RTSP")
     except (OSError, ValueError):

@@ -6,6 +6,9 @@
 - `FakeRtsp`: a tiny hand-written RTSP server that answers OPTIONS/DESCRIBE/SETUP/PLAY and then sends
   no RTP at all (`mode="no_rtp"`), or refuses every DESCRIBE with 401 (`mode="auth"`), counting the
   attempts so a test can see how hard a camera would be hammered.
+- `DripServer`: reads a request and answers one byte every 0.3 s for ever: the status line over and
+  over (`mode="status"`), an endless header (`"header"`) or a body that never ends (`"body"`);
+  methods in `prompt` (e.g. OPTIONS) get a normal answer first. `interval=0` floods instead.
 - `Relay`: a TCP relay in front of a real server that can cut every connection mid-frame, stall
   (stop forwarding but keep the sockets open) or garble the payload of interleaved RTP packets.
 """
@@ -160,6 +163,70 @@ class FakeRtsp(_Server):
         return sum(1 for _, m, _ in self.requests if m == method)
 
 
+class DripServer(_Server):
+    """A camera that answers RTSP one byte at a time, for ever: every per-recv timeout is reset by
+    each byte, so only a total deadline ends a client's wait. `dripping` counts live drips (a drip
+    ends when its client closes the connection)."""
+
+    def __init__(self, mode: str = "status", interval: float = 0.3, prompt: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        assert mode in ("status", "header", "body")
+        self.mode, self.interval, self.prompt = mode, interval, prompt
+        self.methods: list[str] = []
+        self.dripping = 0
+        self.sent = 0
+
+    def _drip(self) -> bytes:
+        if self.mode == "status":
+            return b"RTSP/1.0 200 OK\r\n"
+        if self.mode == "header":
+            return b"X-Drip: " + b"a" * 4096
+        return b"v=0\r\n"
+
+    def serve(self, conn: socket.socket) -> None:
+        buf = b""
+        while not self._stop.is_set():
+            while b"\r\n\r\n" not in buf:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                buf += data
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method = lines[0].split(" ")[0]
+            cseq = next((ln.split(":", 1)[1].strip() for ln in lines[1:] if ln.lower().startswith("cseq:")), "0")
+            self.methods.append(method)
+            if method in self.prompt:
+                conn.sendall(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY\r\n\r\n"
+                             .encode())
+                continue
+            break
+        else:
+            return
+        if self.mode == "header":
+            conn.sendall(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n".encode())
+        elif self.mode == "body":
+            conn.sendall(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\n"
+                         f"Content-Length: 60000\r\n\r\n".encode())
+        with self._lock:
+            self.dripping += 1
+        try:
+            while not self._stop.is_set():
+                if not self.interval:  # flood: as fast as the client reads
+                    conn.sendall(self._drip())
+                    self.sent += len(self._drip())
+                    continue
+                for byte in self._drip():
+                    if self._stop.is_set():
+                        return
+                    conn.sendall(bytes([byte]))
+                    self.sent += 1
+                    time.sleep(self.interval)
+        finally:
+            with self._lock:
+                self.dripping -= 1
+
+
 class Relay(_Server):
     """TCP relay to `upstream_port`; `cut()`, `stall()`/`resume()` and `garble(rate)` inject faults.
 
@@ -301,6 +368,79 @@ class DemoRtsp:
         return self.start()
 
     def __enter__(self) -> DemoRtsp:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Slowloris:
+    """`count` HTTP clients that each send a request header one byte every `interval` s, never
+    finishing it: the classic slowloris. `dropped` counts connections the server has closed."""
+
+    PREFIX = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    DRIP = b"X-Slow: " + b"a" * 64 + b"\r\n"
+
+    def __init__(self, port: int, count: int, interval: float = 1.0, host: str = "127.0.0.1") -> None:
+        self.address = (host, port)
+        self.count, self.interval = count, interval
+        self.socks: list[socket.socket] = []
+        self.failed = 0  # could not even connect (refused or timed out)
+        self.dropped = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="slowloris")
+
+    def start(self) -> Slowloris:
+        for _ in range(self.count):
+            try:
+                sock = socket.create_connection(self.address, timeout=2)
+                sock.sendall(self.PREFIX)
+            except OSError:
+                self.failed += 1
+                continue
+            sock.setblocking(False)
+            self.socks.append(sock)
+        self._thread.start()
+        return self
+
+    @property
+    def open(self) -> int:
+        return len(self.socks)
+
+    def _run(self) -> None:
+        step = 0
+        while not self._stop.wait(self.interval):
+            byte = self.DRIP[step % len(self.DRIP):][:1]
+            step += 1
+            for sock in list(self.socks):
+                try:
+                    if sock.recv(4096) == b"":  # the server closed it (a 4xx first, or nothing)
+                        raise ConnectionResetError
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    self._drop(sock)
+                    continue
+                try:
+                    sock.send(byte)
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    self._drop(sock)
+
+    def _drop(self, sock: socket.socket) -> None:
+        self.socks.remove(sock)
+        self.dropped += 1
+        sock.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for sock in self.socks:
+            sock.close()
+        self.socks = []
+
+    def __enter__(self) -> Slowloris:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

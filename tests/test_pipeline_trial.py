@@ -92,7 +92,7 @@ def test_probe_codec_skips_other_codec_chains() -> None:
     def opener(spec: Spec) -> Capture:
         return Capture(spec, 100_000 if spec.label == "gstreamer/avdec_h265" else 0)
 
-    cam, tried = run_camera(opener, probe=lambda url, timeout: ProbeResult(codec="h265", status=200),
+    cam, tried = run_camera(opener, probe=lambda url, timeout, **_: ProbeResult(codec="h265", status=200),
                             until=lambda c, t: c.status == Status.ACTIVE and c.stats.backend)
     assert tried == ["gstreamer/avdec_h265"]
 
@@ -100,7 +100,7 @@ def test_probe_codec_skips_other_codec_chains() -> None:
 def test_no_probe_before_software_only_trials() -> None:
     probes: list[str] = []
 
-    def probe(url: str, timeout: float) -> ProbeResult:
+    def probe(url: str, timeout: float, **_: object) -> ProbeResult:
         probes.append(url)
         return ProbeResult(status=401, error="authentication failed (401): wrong user name or password")
 
@@ -122,8 +122,8 @@ def test_no_probe_before_software_only_trials() -> None:
 
 def test_probe_error_is_the_status_and_nothing_is_opened() -> None:
     cam, tried = run_camera(lambda spec: Capture(spec, 100_000),
-                            probe=lambda url, timeout: ProbeResult(status=401, error="authentication failed (401): "
-                                                                   "wrong user name or password"),
+                            probe=lambda url, timeout, **_: ProbeResult(
+                                status=401, error="authentication failed (401): wrong user name or password"),
                             until=lambda c, t: c.status == Status.ERROR)
     assert tried == []
     assert cam["error"].startswith("authentication failed (401)")

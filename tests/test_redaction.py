@@ -286,13 +286,13 @@ def test_rtsp_clients_refuse_to_send_a_header_with_crlf():
     """Defence in depth behind validation: neither RTSP client writes a CR/LF inside a header."""
     import socket
 
-    from rtsp2jpg import rtsp, rtspcheck
+    from rtsp2jpg import rtsp, rtspcheck, rtspio
 
     a, b = socket.socketpair()
     with a, b:
         for request in (rtsp._request, rtspcheck._request):
             with pytest.raises(ValueError, match="CR/LF"):
-                request(a, "DESCRIBE", "rtsp://h/x", 2, 'Digest username="a\r\nX-Evil: 1"')
+                request(a, "DESCRIBE", "rtsp://h/x", 2, 'Digest username="a\r\nX-Evil: 1"', rtspio.Deadline(2.0))
         b.setblocking(False)
         with pytest.raises(BlockingIOError):
             b.recv(1)  # nothing was sent
