@@ -129,8 +129,8 @@ class HttpConfig:
                                             "name the client; empty = none", _networks)
     encode_cache_mb: float = _opt(32.0, "memory for cached JPEG encodings of all cameras (least recently used "
                                   "go first; at most 4 sizes per frame)", _range(1, 4096))
-    connection_limit: int = _opt(500, "open HTTP connections at most (idle and half-sent ones included); past it, "
-                                 "new ones wait in the listen backlog; kept under the open-files limit",
+    connection_limit: int = _opt(500, "open HTTP connections at most (idle and half-sent ones too); more wait "
+                                 "in the listen backlog; kept under the open-files limit",
                                  _range(16, 10000))
     request_timeout_sec: float = _opt(10.0, "a client must send a whole request (head and body) within this long "
                                       "of its first byte, else it is disconnected (slowloris)", _range(1, 600))
