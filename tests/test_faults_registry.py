@@ -150,8 +150,8 @@ def test_kill9_during_writes_never_corrupts_the_registry(tmp_path):
     acknowledged: set[str] = set()
     removed: set[str] = set()  # unregister attempted
     for round_ in range(3):
-        svc = ServiceProcess(tmp_path / f"svc{round_}", {"storage": {"db_path": str(db)},
-                                                       "capture": {"reconnect_delay_sec": 30}}).start()
+        capture = {"reconnect_delay_sec": 30, "max_cameras": 1024}  # hundreds of registrations
+        svc = ServiceProcess(tmp_path / f"svc{round_}", {"storage": {"db_path": str(db)}, "capture": capture}).start()
         stop = threading.Event()
         lock = threading.Lock()
 
