@@ -17,9 +17,9 @@ import json
 import sys
 import time
 
-from rtsp2jpg import pipeline
+from rtsp2jpg.capture import opencv as pipeline
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.demo import decode_stamp
+from rtsp2jpg.demo.server import decode_stamp
 
 
 def spec_for(mode: str, url: str, caps: pipeline.Capabilities) -> pipeline.SourceSpec:

@@ -17,7 +17,7 @@ import numpy as np
 from bench.client import LongPoller, Poller, Sample
 from bench.context import Context
 from bench.harness import percentile, single_camera_service
-from rtsp2jpg.demo import decode_stamp
+from rtsp2jpg.demo.server import decode_stamp
 
 PATTERNS = (("poll_0.2/s", 0.2, 25.0), ("poll_1/s", 1.0, 12.0), ("poll_10/s", 10.0, 8.0), ("after_longpoll", 0.0, 8.0))
 TARGET_P99_MS = 120.0

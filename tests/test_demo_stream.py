@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from rtsp_server import RtspServer, gst_rtsp_missing
 
-from rtsp2jpg.demo import (
+from rtsp2jpg.demo.server import (
     BLOCK,
     CODE_X,
     CODE_Y,

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from rtsp_server import wait_until
 
-from rtsp2jpg import pipeline
-from rtsp2jpg.camera import Camera, Status
+from rtsp2jpg.capture import opencv as pipeline
+from rtsp2jpg.capture.camera import Camera, Status
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.demo import decode_stamp
+from rtsp2jpg.demo.server import decode_stamp
 
 CAPS = pipeline.capabilities()
 pytestmark = pytest.mark.skipif(not CAPS.backends["gstreamer"] or "avdec_h264" not in CAPS.elements,

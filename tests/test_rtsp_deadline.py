@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rtsp_server import wait_until
 
-from rtsp2jpg import rtspio
-from rtsp2jpg.rtsp import probe
-from rtsp2jpg.rtspcheck import diagnose
+from rtsp2jpg.capture.rtsp import wire as rtspio
+from rtsp2jpg.capture.rtsp.client import probe
+from rtsp2jpg.capture.rtsp.check import diagnose
 
 SECRET = "Dr1p-Secret"
 SLACK = 2.0  # generous: a loaded 2-core machine, not a stopwatch
@@ -193,7 +193,7 @@ def test_ffmpeg_open_against_a_drip_ends_in_the_open_timeout(service_factory) ->
 def test_gstreamer_open_against_a_drip_leaves_at_most_one_thread_behind() -> None:
     """rtspsrc's tcp-timeout is per read: against a drip its open blocks as long as the drip lasts.
     The open is abandoned after open_timeout_sec, and no second one starts while it is blocked."""
-    pipeline = pytest.importorskip("rtsp2jpg.pipeline")
+    pipeline = pytest.importorskip("rtsp2jpg.capture.opencv")
     from rtsp2jpg.config import CaptureConfig
 
     caps = pipeline.capabilities()

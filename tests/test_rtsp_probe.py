@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from rtsp_server import wait_until
 
-from rtsp2jpg.rtsp import authorization, codec_from_sdp, parse_challenge, probe
+from rtsp2jpg.capture.rtsp.client import authorization, codec_from_sdp, parse_challenge, probe
 
 SDP_H264 = """v=0
 o=- 1 1 IN IP4 127.0.0.1
@@ -152,7 +152,7 @@ FAST = {"reconnect_delay_sec": 0.5, "reconnect_max_delay_sec": 2, "open_timeout_
 
 
 def _gstreamer_software() -> bool:
-    from rtsp2jpg import pipeline
+    from rtsp2jpg.capture import opencv as pipeline
 
     caps = pipeline.capabilities()
     return caps.backends["gstreamer"] and "avdec_h264" in caps.elements

@@ -16,10 +16,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from rtsp2jpg.probe import cmd_probe, cmd_snapshot, progress, valid_url
-
-OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 4  # 3 (OpenCV missing) comes from probe.py
-
+from rtsp2jpg.cli.codes import FAILED, OK, UNREACHABLE, USAGE
+from rtsp2jpg.cli.direct import cmd_probe, cmd_snapshot, progress, valid_url
 
 # --- cameras: talk to a running service ----------------------------------------------------------
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+from rtsp2jpg.capture.frames import EncodeBudget, Frame, FrameSlot
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.frames import EncodeBudget, Frame, FrameSlot
 from rtsp2jpg.urls import UrlError, redact
 
 log = logging.getLogger("rtsp2jpg.worker")

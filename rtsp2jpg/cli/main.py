@@ -1,9 +1,7 @@
 """Command line: parses arguments, loads the config once and hands it down.
 
-Exit codes: 0 ok, 1 runtime failure (no frame, request refused), 2 bad configuration or usage,
-3 OpenCV (cv2) missing, 4 a running service could not be reached (`cameras`) or the MQTT broker
-(`fleet`, which exits 1 when a camera is in error or a device offline, and 5 when all else is well
-but malformed messages were skipped).
+Every parser is built here; the commands live in direct.py (a camera, no service), remote.py (a running
+service) and mqtt/fleet.py (the broker). Exit codes: codes.py.
 """
 
 from __future__ import annotations
@@ -11,17 +9,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from rtsp2jpg import __version__, config, logs, tools
+from rtsp2jpg import __version__, config
+from rtsp2jpg.cli import remote as tools
+from rtsp2jpg.cli.codes import CV2_MISSING, FAILED, NO_CV2, OK, USAGE
+from rtsp2jpg.process import logs
 from rtsp2jpg.urls import redact
 
 log = logging.getLogger("rtsp2jpg")
 
-CV2_MISSING = ("rtsp2jpg needs OpenCV's Python module (cv2). On Debian/Raspberry Pi OS: "
-               "apt install python3-opencv (and create the venv with --system-site-packages); "
-               "on Jetson keep JetPack's OpenCV; elsewhere: pip install 'rtsp2jpg[opencv]'.")
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -37,44 +36,44 @@ def _load(args: argparse.Namespace) -> config.Config:
     return config.load(args.config, overrides=_flags(args))
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace, supervisor_tick_hook: Callable[[threading.Event], None] | None = None) -> int:
     cfg = _load(args)
     logs.setup(cfg.log_level)
     try:
-        import cv2  # noqa: F401  (checked here so the error is a sentence, not a traceback)
+        from rtsp2jpg.capture import opencv  # noqa: F401  (checked here so the error is a sentence, not a traceback)
     except ImportError:
         log.error(CV2_MISSING)
-        return 3
-    from rtsp2jpg.app import run
+        return NO_CV2
     from rtsp2jpg.registry import RegistryError
+    from rtsp2jpg.serve import run
 
     try:
-        return run(cfg)
+        return run(cfg, supervisor_tick_hook=supervisor_tick_hook)
     except RegistryError as e:
         log.error("%s", e)
-        return 1
+        return FAILED
     except OSError as e:
         log.error("cannot start: %s", e)
-        return 1
+        return FAILED
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = _load(args)
     if cfg.mqtt.enabled:
-        from rtsp2jpg.topics import topic_problem
+        from rtsp2jpg.mqtt.contract import topic_problem
 
         problem = topic_problem(cfg.mqtt.base_topic, cfg.device_id)
         if problem:
             raise config.ConfigError(problem)
     print(f"config OK: {len(cfg.cameras)} camera(s), http {cfg.http.host}:{cfg.http.port}, "
           f"registry {cfg.storage.db_path}, mqtt {'on' if cfg.mqtt.enabled else 'off'}")
-    return 0
+    return OK
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
     import os
 
-    from rtsp2jpg import fleet
+    from rtsp2jpg.mqtt import fleet
 
     if args.password is None:
         args.password = os.environ.get("MQTT_PASSWORD", "")
@@ -100,16 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     tools.add_parsers(sub)  # probe, snapshot, cameras
 
-    from rtsp2jpg import fleet  # paho only; importing it starts nothing
+    from rtsp2jpg.mqtt import fleet  # paho only; importing it starts nothing
 
     fleet.add_parser(sub).set_defaults(func=cmd_fleet)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *,
+         supervisor_tick_hook: Callable[[threading.Event], None] | None = None) -> int:
+    """`supervisor_tick_hook` is for tests only (tests/wedged_serve.py): passed to `serve`'s Service."""
     args = build_parser().parse_args(argv)
     try:
+        if args.func is cmd_serve:
+            return int(cmd_serve(args, supervisor_tick_hook))
         return int(args.func(args))
     except config.ConfigError as e:
         print(f"rtsp2jpg: configuration error: {redact(str(e))}", file=sys.stderr)
-        return 2
+        return USAGE

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rtsp2jpg import __version__
+from rtsp2jpg.capture.sources import PREFERENCES
 
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _ID = {"name": "camera_id", "in": "path", "required": True, "description": "camera id (the original's token)",
@@ -69,7 +70,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "type": "object", "required": ["rtsp_url"],
             "properties": {"rtsp_url": {"type": "string", "maxLength": 2048, "pattern": "^rtsps?://"},
                            "name": {"type": "string", "maxLength": 200},
-                           "prefer": {"type": "string", "enum": ["default", "ffmpeg", "gstreamer"]}}}}}},
+                           "prefer": {"type": "string", "enum": list(PREFERENCES)}}}}}},
         "responses": {"200": {"description": "registered", "content": {"application/json": {"schema": {
             "type": "object", "properties": {"token": {"type": "string"}, "id": {"type": "string"},
                                              "backend": {"type": "string"}, "status": {"type": "string"}}}}}},

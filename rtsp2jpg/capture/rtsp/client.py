@@ -16,7 +16,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from rtsp2jpg import rtspio
+from rtsp2jpg.capture.rtsp import wire as rtspio
 from rtsp2jpg.urls import host_of, split_credentials
 
 USER_AGENT = "rtsp2jpg"

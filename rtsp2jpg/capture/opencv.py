@@ -1,8 +1,7 @@
-"""Capture sources: the only module that imports cv2.
+"""OpenCV: the only module that imports cv2.
 
-`candidates()` is a pure function over data tables: it returns, in preference order, the sources
-a camera should try (GStreamer chains from decoders.py, then OpenCV's FFmpeg backend). `open_source()`
-turns one into a `Capture` with timeouts set, so no call blocks for ever. GStreamer sources hand raw
+sources.py decides which sources a camera tries (pure); `open_source()` turns one into a `Capture`
+with timeouts set, so no call blocks for ever. GStreamer sources hand raw
 YUV to the appsink; `Capture.retrieve()` converts to BGR only the frames someone wants (DESIGN 3).
 """
 
@@ -11,16 +10,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import cv2
 import numpy as np
 
-from rtsp2jpg import board, decoders
-from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.frames import fit_size
+from rtsp2jpg.capture import board
+from rtsp2jpg.capture import chains as decoders
+from rtsp2jpg.capture.frames import fit_size
+from rtsp2jpg.capture.sources import Capabilities, SourceError, SourceSpec, parse_build_info
 from rtsp2jpg.urls import UrlError, redact, validate_rtsp_url
 
 log = logging.getLogger(__name__)
@@ -33,56 +32,6 @@ _TO_BGR = {"I420": cv2.COLOR_YUV2BGR_I420, "NV12": cv2.COLOR_YUV2BGR_NV12}
 FFMPEG_OPTIONS = "rtsp_transport;{transport}|fflags;nobuffer|max_delay;500000"
 
 
-class SourceError(RuntimeError):
-    """A source failed to open or to deliver a first frame; the message is free of credentials."""
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """One way to open a camera: `label` is what /status shows (`ffmpeg`, `gstreamer/avdec_h264`)."""
-
-    label: str
-    backend: str  # "ffmpeg" or "gstreamer"
-    target: str  # the URL (ffmpeg) or the pipeline description (gstreamer)
-    params: tuple[int, ...] = ()
-    pixel_format: str = "BGR"  # what the capture returns: BGR, or I420/NV12 converted on retrieve
-    codec: str = ""  # h264/h265 when the source only works for that codec; "" = any
-    # > 0: the source keeps only its newest frame by itself (appsink drop=true max-buffers=1), so the
-    # camera grabs when a reader wants a frame or every poll_sec, not every frame (see Camera._pause).
-    poll_sec: float = 0.0
-    hardware: bool = False  # a hardware decoder: worth an RTSP DESCRIBE to skip the other codec's
-    open_timeout_sec: float = 10.0  # GStreamer: longest wait for the first frame (OpenCV 4.6 has none)
-
-    def __repr__(self) -> str:  # keep passwords out of reprs that end up in tracebacks
-        return f"SourceSpec({self.label!r})"
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What the OpenCV in use can do; reported by /health and logged once at start."""
-
-    cv2_version: str
-    cv2_file: str
-    backends: dict[str, bool]
-    decoders: dict[str, bool] = field(default_factory=dict)
-    board: str = "generic"
-    board_model: str = ""
-    elements: frozenset[str] = frozenset()  # every pipeline element found (decoders.ELEMENTS)
-
-
-def parse_build_info(text: str) -> dict[str, bool]:
-    """Backends from `cv2.getBuildInformation()`: a line `GStreamer: NO` means no."""
-    found = {"ffmpeg": False, "gstreamer": False}
-    for line in text.splitlines():
-        name, sep, value = line.strip().partition(":")
-        if not sep:
-            continue
-        key = name.strip().lower()
-        if key in found:
-            found[key] = value.strip().upper().startswith("YES")
-    return found
-
-
 def capabilities(finder: Callable[[str], bool] | None = None, model_path: str = board.DEVICE_TREE_MODEL,
                  tegra_path: str = board.TEGRA_RELEASE) -> Capabilities:
     """Backends of this cv2, the GStreamer elements present (only if cv2 can use them), the board."""
@@ -92,79 +41,6 @@ def capabilities(finder: Callable[[str], bool] | None = None, model_path: str = 
     return Capabilities(cv2_version=cv2.__version__, cv2_file=getattr(cv2, "__file__", "?"), backends=backends,
                         decoders={name: name in elements for name in decoders.DECODER_ELEMENTS},
                         board=found.kind, board_model=found.model, elements=elements)
-
-
-def _ffmpeg_source(url: str, cfg: CaptureConfig, caps: Capabilities) -> list[SourceSpec]:
-    if not caps.backends.get("ffmpeg"):
-        return []
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(cfg.open_timeout_sec * 1000),
-              cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(cfg.stall_timeout_sec * 1000)]
-    # One decoder thread per camera: same CPU, a frame fresher per thread saved, ~5 MB less (DESIGN 9).
-    if hasattr(cv2, "CAP_PROP_N_THREADS"):
-        params += [cv2.CAP_PROP_N_THREADS, 1]
-    return [SourceSpec("ffmpeg", "ffmpeg", url, tuple(params))]
-
-
-# How often a camera on a GStreamer source checks the stream is alive when nobody wants a frame.
-# Keyframe-only sources are not polled: their frames are rare, and counting them gives the real fps.
-GST_POLL_SEC = 0.25
-
-
-def _gstreamer_sources(url: str, cfg: CaptureConfig, caps: Capabilities) -> list[SourceSpec]:
-    if not caps.backends.get("gstreamer"):
-        return []
-    return [SourceSpec(p.label, "gstreamer", p.description, pixel_format=p.format, codec=p.codec,
-                       poll_sec=0.0 if p.keyframes_only else GST_POLL_SEC, open_timeout_sec=cfg.open_timeout_sec,
-                       hardware=p.hardware)
-            for p in decoders.gst_pipelines(url, cfg, caps.elements, caps.board)]
-
-
-# backend name -> builder(url, capture config, capabilities) -> sources; `candidates` orders them.
-SOURCE_BUILDERS: dict[str, Callable[[str, CaptureConfig, Capabilities], list[SourceSpec]]] = {
-    "ffmpeg": _ffmpeg_source,
-    "gstreamer": _gstreamer_sources,
-}
-ORDER = {"default": ("gstreamer", "ffmpeg"), "gstreamer": ("gstreamer", "ffmpeg"), "ffmpeg": ("ffmpeg", "gstreamer")}
-
-
-def candidates(url: str, cfg: CaptureConfig, caps: Capabilities, prefer: str = "default") -> list[SourceSpec]:
-    """The sources to try for `url`, best first.
-
-    `decoder: ffmpeg` pins the FFmpeg backend; any other decoder setting narrows the GStreamer
-    candidates (gstreamer: all, software: avdec_*, <element>: that one) and keeps FFmpeg as the
-    last resort, so a pinned element that is missing or fails still leaves the camera working
-    (the status then says `ffmpeg`). `prefer` (from /register) puts one backend first.
-    """
-    if cfg.decoder == "ffmpeg":
-        order: Sequence[str] = ("ffmpeg",)
-    elif cfg.decoder == "auto" and prefer == "default":
-        return _auto_order(url, cfg, caps)
-    else:
-        order = ORDER.get(prefer, ORDER["default"])
-    out: list[SourceSpec] = []
-    for backend in order:
-        builder = SOURCE_BUILDERS.get(backend)
-        if builder:
-            out += builder(url, cfg, caps)
-    return out
-
-
-def _auto_order(url: str, cfg: CaptureConfig, caps: Capabilities) -> list[SourceSpec]:
-    """`decoder: auto`: hardware GStreamer, then OpenCV's FFmpeg backend, then software GStreamer.
-
-    Software GStreamer goes after FFmpeg unless keyframe-only decoding is wanted (0.24-0.33x of the
-    floor, which FFmpeg cannot do): measured here it costs 1.16x the floor against FFmpeg's 1.03x,
-    a frozen camera is noticed only after ~25 s (FFmpeg: the read timeout), and an open that never
-    yields a frame leaves a thread behind. It stays one setting away (`decoder: software`) for
-    its fresher frames (p99 78 ms against 153 ms).
-    """
-    gst = _gstreamer_sources(url, cfg, caps)
-    hardware = [s for s in gst if s.hardware]
-    software = [s for s in gst if not s.hardware]
-    ffmpeg = _ffmpeg_source(url, cfg, caps)
-    if decoders.keyframes_wanted(cfg):
-        return hardware + software + ffmpeg
-    return hardware + ffmpeg + software
 
 
 def configure_ffmpeg(transport: str) -> None:
@@ -285,8 +161,10 @@ def open_source(spec: SourceSpec) -> Capture:
     except UrlError as e:
         raise SourceError(f"{spec.label}: refusing to open: the URL {e}") from None
     api = cv2.CAP_FFMPEG
+    params = [x for name, value in spec.params if hasattr(cv2, "CAP_PROP_" + name)
+              for x in (getattr(cv2, "CAP_PROP_" + name), value)]
     try:
-        cap = cv2.VideoCapture(spec.target, api, list(spec.params))
+        cap = cv2.VideoCapture(spec.target, api, params)
     except cv2.error as e:
         raise SourceError(f"{spec.label}: {redact(str(e)).strip()}") from None
     if not cap.isOpened():

@@ -16,9 +16,9 @@ import time
 from typing import Any
 
 from rtsp2jpg import config
+from rtsp2jpg.capture import sources
+from rtsp2jpg.cli.codes import CV2_MISSING, FAILED, NO_CV2, OK, USAGE
 from rtsp2jpg.urls import UrlError, redact, validate_rtsp_url
-
-OK, FAILED, USAGE, NO_CV2 = 0, 1, 2, 3
 
 
 def progress(message: str) -> None:
@@ -51,10 +51,8 @@ def stream_info(url: str, timeout: float) -> dict[str, Any] | None:
 
 def _pipeline(args: argparse.Namespace) -> Any:
     try:
-        from rtsp2jpg import pipeline
+        from rtsp2jpg.capture import opencv as pipeline
     except ImportError:
-        from rtsp2jpg.cli import CV2_MISSING
-
         progress(CV2_MISSING)
         raise SystemExit(NO_CV2) from None
     cfg = config.load(getattr(args, "config", None))
@@ -106,7 +104,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"url": shown, "stream": None, "sources": []}
     progress("reading the stream description ...")
     report["stream"] = stream_info(url, capture.open_timeout_sec)
-    specs = pipeline.candidates(url, capture, caps, "default")
+    specs = sources.candidates(url, capture, caps, "default")
     if not specs:
         progress("no capture source can open this URL with this OpenCV build")
     for spec in specs:
@@ -144,7 +142,7 @@ def format_probe(report: dict[str, Any]) -> str:
 def cmd_snapshot(args: argparse.Namespace) -> int:
     url = valid_url(args.url)
     pipeline, capture = _pipeline(args)
-    specs = pipeline.candidates(url, capture, pipeline.capabilities(), args.prefer)
+    specs = sources.candidates(url, capture, pipeline.capabilities(), args.prefer)
     progress(f"connecting to {redact(url)} ...")
     start = time.monotonic()
     for spec in specs:

@@ -15,12 +15,14 @@ from typing import Any
 
 import bottle
 
-from rtsp2jpg import openapi, ops_routes
-from rtsp2jpg.app import PREFERENCES, CapacityError, ConflictError, Service
-from rtsp2jpg.camera import Camera
+from rtsp2jpg.capture.camera import Camera
 from rtsp2jpg.registry import RegistryError
-from rtsp2jpg.trust import Trust, json_body_problem
+from rtsp2jpg.capture.sources import PREFERENCES
+from rtsp2jpg.service import CapacityError, ConflictError, Service
 from rtsp2jpg.urls import NotAllowedError, UrlError, redact
+from rtsp2jpg.web import openapi
+from rtsp2jpg.web import ops as ops_routes
+from rtsp2jpg.web.trust import Trust, json_body_problem
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""The Waitress server, with its connection limits chosen so slow or idle clients cannot stall it.
+"""The process: `run()` builds the Service and its web app, serves them on Waitress until SIGTERM/SIGINT,
+speaks systemd's notify protocol and filters fds 1 and 2 (process/). Below it, the Waitress server, with its
+connection limits chosen so slow or idle clients cannot stall it.
 
 Waitress reads requests asynchronously (a half-sent request holds no worker), but every open
 connection counts against `connection_limit`, and Waitress stops accepting at that limit. Its
@@ -18,13 +20,19 @@ out for as long as they trickled. Hence, deliberately:
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
+from collections.abc import Callable
+from http.client import HTTPConnection
 from typing import Any
 
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 
-from rtsp2jpg.config import HttpConfig
+from rtsp2jpg.config import Config, HttpConfig
+from rtsp2jpg.process import sdnotify
+from rtsp2jpg.service import Backend, Service, default_backend
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +108,7 @@ def make_server(app: Any, http: HttpConfig) -> Any:
         channel_timeout=max(30, int(http.long_poll_timeout_sec) + 10), cleanup_interval=CLEANUP_INTERVAL_SEC,
         connection_limit=limit, backlog=BACKLOG, asyncore_use_poll=True,
         max_request_body_size=http.max_body_bytes,
-        # Waitress must not strip forwarding headers: rtsp2jpg.trust needs to see them to refuse the
+        # Waitress must not strip forwarding headers: rtsp2jpg.web.trust needs to see them to refuse the
         # loopback shortcut to an unlisted proxy (stripped, nginx's requests looked like local ones),
         # and it follows them only from http.trusted_proxies (Waitress's trusted_proxy takes one IP).
         clear_untrusted_proxy_headers=False)
@@ -110,3 +118,83 @@ def make_server(app: Any, http: HttpConfig) -> Any:
     for listener in listeners:
         listener.channel_class = channel  # read per accept; nothing is accepted before run()
     return server
+
+def probe_http(host: str, port: int, timeout: float) -> str | None:
+    """GET /health from our own server over loopback: None if it answered within `timeout`.
+
+    Any complete response counts: this asks whether the server and a worker are alive, not whether
+    the cameras are fine (a restart would not fix a camera, nor an auth rule on /health).
+    """
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    conn = HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", "/health")
+        conn.getresponse().read()
+    except OSError as e:
+        return f"HTTP server did not answer /health within {timeout:g}s ({type(e).__name__})"
+    finally:
+        conn.close()
+    return None
+
+
+def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], None] | None = None,
+        supervisor_tick_hook: Callable[[threading.Event], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit code. Under systemd, speaks the notify protocol."""
+    from rtsp2jpg.process.nativelog import NativeStderrRedactor
+    from rtsp2jpg.web.app import make_app
+
+    # OpenCV/FFmpeg/GStreamer write to fd 2 directly, past the redacting log formatter: filter fd 2 too.
+    services: list[Service] = []
+    secrets = lambda: [p for s in services for p in s.secrets]  # noqa: E731
+    redactors = [NativeStderrRedactor(secrets, fd) for fd in (2, 1)]
+    for redactor in redactors:
+        redactor.start()
+    try:
+        backend = backend or default_backend(config)
+        service = Service(config, backend, supervisor_tick_hook=supervisor_tick_hook)
+    except BaseException:
+        for redactor in redactors:
+            redactor.stop()  # give fds 1 and 2 back so the caller's error message is not lost with the pumps
+        raise
+    services.append(service)
+    http = config.http
+    # Connection limit, request deadline, poll(): see make_server below (slowloris). Long-polls hold a
+    # worker; a bounded queue warning stays quiet (see DESIGN 9 on waitress.queue).
+    server = make_server(make_app(service), http)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    host = getattr(server, "effective_host", http.host)
+    port = server.effective_port  # type: ignore[attr-defined]
+    notifier = sdnotify.Notifier()
+    # Long enough for a worker to free up when long-polls hold them all (a busy server is healthy),
+    # short enough that the ping still lands before systemd's deadline (2 x the ping interval).
+    probe_timeout = max(1.0, 0.6 * (notifier.watchdog_sec or 10.0))
+
+    def problem() -> str | None:
+        """Healthy = the supervisor ticked recently, every capture thread runs, and HTTP answers itself."""
+        return service.supervisor_problem() or probe_http(host, port, probe_timeout)
+
+    systemd = sdnotify.NotifyLoop(notifier, problem, service.summary)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        raise SystemExit(0)  # waitress's run() turns this into a clean shutdown of its threads
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        service.start()
+        log.info("serving on http://%s:%s", http.host, port)
+        systemd.start()  # READY=1 once /health answers; WATCHDOG=1 while healthy
+        if ready:
+            ready(server)
+        server.run()
+    except SystemExit:
+        pass
+    finally:
+        systemd.stop()  # STOPPING=1 first: no watchdog ping may follow it
+        server.close()
+        service.stop()
+        log.info("stopped")
+        for redactor in redactors:
+            redactor.stop()
+    return 0

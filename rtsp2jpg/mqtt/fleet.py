@@ -27,8 +27,8 @@ from typing import Any, TextIO
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-UNREACHABLE = 4  # exit code, as cli.py's "could not be reached"
-MALFORMED = 5  # exit code: readable messages all fine, but some did not fit the contract
+from rtsp2jpg.cli.codes import FAILED, MALFORMED, OK, UNREACHABLE
+
 MAX_PAYLOAD = 65536  # a status or state payload is well under 1 KiB
 STATUSES = ("active", "connecting", "error", "inactive", "unknown")
 _NUMBER_FIELDS = ("since", "last_seen", "fps", "width", "height")
@@ -300,8 +300,8 @@ def output(fleet: Fleet, as_json: bool, out: TextIO) -> int:
 def verdict(view: dict[str, Any]) -> int:
     """0 all well, 1 a camera in error or a device offline, 5 only malformed messages skipped."""
     if not view["ok"]:
-        return 1
-    return MALFORMED if view["malformed"] else 0
+        return FAILED
+    return MALFORMED if view["malformed"] else OK
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

@@ -1,4 +1,6 @@
-"""Service: builds and owns everything (registry, cameras, listeners); `run()` serves it over HTTP.
+"""Service: builds and owns everything (registry, cameras, listeners); serve.py runs it as a process.
+
+Imports no web code: the HTTP app (web/) and the process (serve.py) are built on top of it.
 
 Start reads top to bottom (registry -> publisher -> cameras -> HTTP); stop undoes it in reverse,
 within a deadline, and is safe to call twice.
@@ -7,31 +9,25 @@ within a deadline, and is safe to call twice.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from http.client import HTTPConnection
 from typing import Any
 
-from rtsp2jpg import __version__, sdnotify
-from rtsp2jpg.camera import Camera, StatusChange
+from rtsp2jpg import __version__
+from rtsp2jpg.capture.backend import Backend
+from rtsp2jpg.capture.camera import Camera, StatusChange
+from rtsp2jpg.capture.frames import EncodeBudget
+from rtsp2jpg.capture.sources import PREFERENCES
 from rtsp2jpg.config import CaptureConfig, Config
-from rtsp2jpg.frames import EncodeBudget
 from rtsp2jpg.registry import Registration, Registry, RegistryError
 from rtsp2jpg.urls import canonical, check_allowed, secrets_of, validate_rtsp_url
 
 log = logging.getLogger(__name__)
 
-PREFERENCES = ("default", "ffmpeg", "gstreamer")
 SUPERVISE_EVERY_SEC = 1.0
 SUPERVISOR_STALE_SEC = 5.0  # a supervisor that has not ticked for this long is wedged
-# Test-only: while the file this names exists, the supervisor blocks in its tick (a real wedge, on
-# demand, so a test can prove the systemd watchdog stops). Never set in production.
-WEDGE_ENV = "RTSP2JPG_TEST_WEDGE_SUPERVISOR"
 
 
 class ConflictError(RuntimeError):
@@ -42,40 +38,16 @@ class CapacityError(ConflictError):
     """capture.max_cameras cameras already run: each is a thread and a decoder, so the limit holds."""
 
 
-@dataclass(frozen=True)
-class Backend:
-    """The capture side as the service sees it: pipeline.py in production, fakes in unit tests."""
-
-    capabilities: Any
-    candidates: Callable[..., list[Any]]
-    open_source: Callable[[Any], Any]
-    encode_jpeg: Callable[..., bytes]
-    # Both are called as (url, timeout[, method], cancelled=stop.is_set): bounded in total, stoppable.
-    diagnose: Callable[..., Any] | None = None  # why an open failed (rtspcheck), None in unit tests
-    probe: Callable[..., Any] | None = None  # RTSP DESCRIBE: codec and auth errors
-
-
-def default_backend(cfg: Config) -> Backend:
-    """Import OpenCV here, once: importing rtsp2jpg must not need cv2."""
-    from rtsp2jpg import pipeline, rtsp
-
-    pipeline.configure_ffmpeg(cfg.capture.transport)
-    caps = pipeline.capabilities()
-    log.info("OpenCV %s from %s; backends %s; board %s (%s); decoders: %s", caps.cv2_version, caps.cv2_file,
-             ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in caps.backends.items()), caps.board,
-             caps.board_model or "unknown model", ", ".join(k for k, v in caps.decoders.items() if v) or "none")
-    from rtsp2jpg import rtspcheck
-
-    return Backend(caps, pipeline.candidates, pipeline.open_source, pipeline.encode_jpeg, rtspcheck.diagnose,
-                   rtsp.probe)
-
-
 class Service:
     """Owns the Registry, the MQTT publisher (if enabled), the status listeners and `{id: Camera}`."""
 
     def __init__(self, config: Config, backend: Backend, registry: Registry | None = None,
-                 publisher: Any = None) -> None:
+                 publisher: Any = None,
+                 supervisor_tick_hook: Callable[[threading.Event], None] | None = None) -> None:
         self.config = config
+        # Called at the start of every supervisor tick with the stop event; tests pass one that blocks
+        # (a real wedge, on demand, so they can prove the systemd watchdog stops). None in production.
+        self._tick_hook = supervisor_tick_hook
         self.backend = backend
         self.registry = registry or Registry(config.storage.db_path)
         self.started_at = time.time()
@@ -92,7 +64,7 @@ class Service:
         self._listeners: list[Callable[[StatusChange], None]] = []
         self._stopped = False
         if publisher is None and config.mqtt.enabled:
-            from rtsp2jpg.mqtt import Publisher  # paho is needed only when MQTT is on
+            from rtsp2jpg.mqtt.publisher import Publisher  # paho is needed only when MQTT is on
 
             publisher = Publisher(self)
         self.publisher = publisher
@@ -161,11 +133,10 @@ class Service:
 
     def _supervise(self) -> None:
         """Every second: check that each capture thread is alive, then tick (the watchdog reads both)."""
-        wedge = os.environ.get(WEDGE_ENV, "")
         suspects: set[str] = set()
         while not self._stop_supervisor.wait(SUPERVISE_EVERY_SEC):
-            while wedge and os.path.exists(wedge) and not self._stop_supervisor.wait(0.1):
-                pass
+            if self._tick_hook is not None:
+                self._tick_hook(self._stop_supervisor)
             # Dead on two ticks in a row: a camera being added is in the dict just before its start().
             not_alive = [cam.id for cam in self.cameras() if not cam.alive]
             dead = [cid for cid in not_alive if cid in suspects]
@@ -295,10 +266,10 @@ class Service:
     def health(self) -> dict[str, Any]:
         caps = self.backend.capabilities
         return {"ok": True, "version": __version__,
-                "backends_built": dict(getattr(caps, "backends", {})),
-                "decoders": dict(getattr(caps, "decoders", {})),
-                "board": getattr(caps, "board", "generic"),
-                "board_model": getattr(caps, "board_model", ""),
+                "backends_built": dict(caps.backends),
+                "decoders": dict(caps.decoders),
+                "board": caps.board,
+                "board_model": caps.board_model,
                 "cameras": self.counts(), **self._mqtt_health(), **self._registry_health()}
 
     def _registry_health(self) -> dict[str, Any]:
@@ -310,84 +281,3 @@ class Service:
         if self.publisher is None:
             return {"mqtt": "disabled"}
         return {"mqtt": self.publisher.state, "mqtt_error": self.publisher.error}
-
-
-def probe_http(host: str, port: int, timeout: float) -> str | None:
-    """GET /health from our own server over loopback: None if it answered within `timeout`.
-
-    Any complete response counts: this asks whether the server and a worker are alive, not whether
-    the cameras are fine (a restart would not fix a camera, nor an auth rule on /health).
-    """
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    conn = HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", "/health")
-        conn.getresponse().read()
-    except OSError as e:
-        return f"HTTP server did not answer /health within {timeout:g}s ({type(e).__name__})"
-    finally:
-        conn.close()
-    return None
-
-
-def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], None] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; returns the exit code. Under systemd, speaks the notify protocol."""
-    from rtsp2jpg.http import make_app
-    from rtsp2jpg.nativelog import NativeStderrRedactor
-    from rtsp2jpg.serving import make_server
-
-    # OpenCV/FFmpeg/GStreamer write to fd 2 directly, past the redacting log formatter: filter fd 2 too.
-    services: list[Service] = []
-    secrets = lambda: [p for s in services for p in s.secrets]  # noqa: E731
-    redactors = [NativeStderrRedactor(secrets, fd) for fd in (2, 1)]
-    for redactor in redactors:
-        redactor.start()
-    try:
-        backend = backend or default_backend(config)
-        service = Service(config, backend)
-    except BaseException:
-        for redactor in redactors:
-            redactor.stop()  # give fds 1 and 2 back so the caller's error message is not lost with the pumps
-        raise
-    services.append(service)
-    http = config.http
-    # Connection limit, request deadline, poll(): see serving.py (slowloris). Long-polls hold a
-    # worker; a bounded queue warning stays quiet (see DESIGN 9 on waitress.queue).
-    server = make_server(make_app(service), http)
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    host = getattr(server, "effective_host", http.host)
-    port = server.effective_port  # type: ignore[attr-defined]
-    notifier = sdnotify.Notifier()
-    # Long enough for a worker to free up when long-polls hold them all (a busy server is healthy),
-    # short enough that the ping still lands before systemd's deadline (2 x the ping interval).
-    probe_timeout = max(1.0, 0.6 * (notifier.watchdog_sec or 10.0))
-
-    def problem() -> str | None:
-        """Healthy = the supervisor ticked recently, every capture thread runs, and HTTP answers itself."""
-        return service.supervisor_problem() or probe_http(host, port, probe_timeout)
-
-    systemd = sdnotify.NotifyLoop(notifier, problem, service.summary)
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
-        raise SystemExit(0)  # waitress's run() turns this into a clean shutdown of its threads
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        service.start()
-        log.info("serving on http://%s:%s", http.host, port)
-        systemd.start()  # READY=1 once /health answers; WATCHDOG=1 while healthy
-        if ready:
-            ready(server)
-        server.run()
-    except SystemExit:
-        pass
-    finally:
-        systemd.stop()  # STOPPING=1 first: no watchdog ping may follow it
-        server.close()
-        service.stop()
-        log.info("stopped")
-        for redactor in redactors:
-            redactor.stop()
-    return 0

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from rtsp2jpg.camera import Camera
+from rtsp2jpg.capture.camera import Camera
 
 BOUNDARY = "rtsp2jpg-frame"
 CONTENT_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"

@@ -13,10 +13,10 @@ from typing import Any
 
 import bottle
 
-from rtsp2jpg import mjpeg
-from rtsp2jpg.camera import Camera, StatusChange
-from rtsp2jpg.dashboard import SECURITY_HEADERS, STATIC_DIR, StatusHistory
-from rtsp2jpg.metrics import CONTENT_TYPE, OTHER, Metrics
+from rtsp2jpg.capture.camera import Camera, StatusChange
+from rtsp2jpg.web import mjpeg
+from rtsp2jpg.web.dashboard import SECURITY_HEADERS, STATIC_DIR, StatusHistory
+from rtsp2jpg.web.metrics import CONTENT_TYPE, OTHER, Metrics
 
 MAX_DIMENSION = 8192
 

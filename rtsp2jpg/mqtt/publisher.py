@@ -27,10 +27,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from rtsp2jpg import topics as contract
-from rtsp2jpg.camera import StatusChange
+from rtsp2jpg.capture.camera import StatusChange
 from rtsp2jpg.config import ConfigError
-from rtsp2jpg.snapshots import Snapshotter
+from rtsp2jpg.mqtt import contract
+from rtsp2jpg.mqtt.snapshots import Snapshotter
 from rtsp2jpg.urls import redact
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from rtsp2jpg import rtspio
+from rtsp2jpg.capture.rtsp import wire as rtspio
 from rtsp2jpg.urls import split_credentials
 
 

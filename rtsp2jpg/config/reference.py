@@ -1,6 +1,6 @@
 """The configuration reference table, generated from the config schema so the docs cannot drift.
 
-`python -m rtsp2jpg.configdoc` prints the table that docs/configuration.md holds between its
+`python -m rtsp2jpg.config.reference` prints the table that docs/configuration.md holds between its
 GENERATED markers; tests/test_docs.py fails when the two differ (rerun `--write` to update).
 """
 
@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from rtsp2jpg.config import LEGACY_ENV, CameraConfig, Config
+from rtsp2jpg.config.load import LEGACY_ENV
+from rtsp2jpg.config.schema import CameraConfig, Config
 
-BEGIN = "<!-- BEGIN GENERATED: python -m rtsp2jpg.configdoc --write -->"
+BEGIN = "<!-- BEGIN GENERATED: python -m rtsp2jpg.config.reference --write -->"
 END = "<!-- END GENERATED -->"
-DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
