@@ -30,9 +30,10 @@ from typing import Any
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 
+from rtsp2jpg.capture.backend import Backend, default_backend
 from rtsp2jpg.config import Config, HttpConfig
 from rtsp2jpg.process import sdnotify
-from rtsp2jpg.service import Backend, Service, default_backend
+from rtsp2jpg.service import Service
 
 log = logging.getLogger(__name__)
 

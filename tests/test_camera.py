@@ -11,8 +11,8 @@ import pytest
 from rtsp_server import wait_until
 
 from rtsp2jpg.capture.camera import Camera, Status, StatusChange
-from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.capture.frames import Frame
+from rtsp2jpg.config import CaptureConfig
 
 
 class Spec:

@@ -43,8 +43,8 @@ def test_configuration_reference_lists_every_key_with_its_real_environment_name(
 
 def routes() -> set[str]:
     found = set()
-    for module in ("http.py", "ops_routes.py"):
-        text = (REPO / "rtsp2jpg" / module).read_text()
+    for module in sorted((REPO / "rtsp2jpg" / "web").glob("*.py")):  # every route is declared in web/
+        text = module.read_text()
         for method, rule in re.findall(r'app\.(get|post|delete|put)\(\s*"([^"]+)"', text):
             rule = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: f"<{'id' if m.group(1) == 'camera_id' else m.group(1)}>",
                           rule)

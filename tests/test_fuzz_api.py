@@ -20,12 +20,13 @@ FUZZ_EXAMPLES = int(os.environ.get("RTSP2JPG_FUZZ_EXAMPLES", "1000"))
 
 
 def _app_routes(tmp_path):
-    from rtsp2jpg import service as app_mod
     from rtsp2jpg import config
+    from rtsp2jpg import service as app_mod
+    from rtsp2jpg.capture.backend import default_backend
     from rtsp2jpg.web import app as http
 
     cfg = config.load(env={}, overrides={"storage": {"db_path": str(tmp_path / "r.db")}})
-    service = app_mod.Service(cfg, app_mod.default_backend(cfg))
+    service = app_mod.Service(cfg, default_backend(cfg))
     try:
         return {(r.method.lower(), openapi.openapi_path(r.rule)) for r in http.make_app(service).routes}
     finally:

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from rtsp2jpg import config
-from rtsp2jpg.mqtt import contract as topics
 from rtsp2jpg.capture.camera import Status, StatusChange
+from rtsp2jpg.mqtt import contract as topics
 from rtsp2jpg.mqtt.publisher import MAX_PENDING, Publisher
 
 

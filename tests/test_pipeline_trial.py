@@ -13,8 +13,8 @@ import numpy as np
 from rtsp_server import wait_until
 
 from rtsp2jpg.capture.camera import Camera, Status
-from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.capture.rtsp.client import ProbeResult
+from rtsp2jpg.config import CaptureConfig
 
 
 @dataclass(frozen=True)

@@ -286,8 +286,8 @@ def test_rtsp_clients_refuse_to_send_a_header_with_crlf():
     """Defence in depth behind validation: neither RTSP client writes a CR/LF inside a header."""
     import socket
 
-    from rtsp2jpg.capture.rtsp import client as rtsp
     from rtsp2jpg.capture.rtsp import check as rtspcheck
+    from rtsp2jpg.capture.rtsp import client as rtsp
     from rtsp2jpg.capture.rtsp import wire as rtspio
 
     a, b = socket.socketpair()

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from rtsp_server import wait_until
 
 from rtsp2jpg.capture.rtsp import wire as rtspio
-from rtsp2jpg.capture.rtsp.client import probe
 from rtsp2jpg.capture.rtsp.check import diagnose
+from rtsp2jpg.capture.rtsp.client import probe
 
 SECRET = "Dr1p-Secret"
 SLACK = 2.0  # generous: a loaded 2-core machine, not a stopwatch
@@ -194,12 +194,13 @@ def test_gstreamer_open_against_a_drip_leaves_at_most_one_thread_behind() -> Non
     """rtspsrc's tcp-timeout is per read: against a drip its open blocks as long as the drip lasts.
     The open is abandoned after open_timeout_sec, and no second one starts while it is blocked."""
     pipeline = pytest.importorskip("rtsp2jpg.capture.opencv")
+    from rtsp2jpg.capture import sources
     from rtsp2jpg.config import CaptureConfig
 
     caps = pipeline.capabilities()
     with DripServer("header", prompt=("OPTIONS",)) as drip:
         cfg = CaptureConfig(open_timeout_sec=2, decoder="software")
-        specs = [s for s in pipeline.candidates(drip.url(), cfg, caps) if s.backend == "gstreamer"]
+        specs = [s for s in sources.candidates(drip.url(), cfg, caps) if s.backend == "gstreamer"]
         if not specs:
             pytest.skip("no GStreamer software pipeline in this OpenCV")
         with pytest.raises(pipeline.SourceError, match="no frame within the open timeout"):

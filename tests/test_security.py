@@ -156,15 +156,16 @@ def test_api_key_checked_in_constant_time(service_factory, monkeypatch, tmp_path
     assert svc.post("/register", {"rtsp_url": "rtsp://127.0.0.1:9/x"}).status == 401
 
     # In process: the comparison goes through hmac.compare_digest, never ==.
-    from rtsp2jpg import service as app_mod
     from rtsp2jpg import config
+    from rtsp2jpg import service as app_mod
+    from rtsp2jpg.capture.backend import default_backend
     from rtsp2jpg.web import app as http
 
     calls = []
     real = http.hmac.compare_digest
     monkeypatch.setattr(http.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
     cfg = config.load(env={}, overrides={"http": {"api_key": key}, "storage": {"db_path": str(tmp_path / "r.db")}})
-    service = app_mod.Service(cfg, app_mod.default_backend(cfg))
+    service = app_mod.Service(cfg, default_backend(cfg))
     try:
         status, _ = _wsgi(http.make_app(service), "GET", "/cameras", {"HTTP_X_API_KEY": "wrong"})
         assert status.startswith("401") and calls

@@ -101,8 +101,9 @@ def test_ready_status_watchdog_wedge_and_stopping(service_factory, notify_socket
     wedge = tmp_path / "wedge"
     svc = service_factory(
         {"cameras": [{"id": "door", "url": UNREACHABLE}]},
-        env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": str(WATCHDOG_USEC),
-             "RTSP2JPG_TEST_WEDGE_SUPERVISOR": str(wedge)}, start=False)
+        env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": str(WATCHDOG_USEC)},
+        start=False)
+    svc.entry = [str(Path(__file__).with_name("wedged_serve.py")), str(wedge)]  # the supervisor hook, injected
     # Play journald: $JOURNAL_STREAM names the device:inode of the service's stderr (its log file).
     svc.workdir.mkdir(parents=True, exist_ok=True)
     svc.log_path.touch()
@@ -177,7 +178,8 @@ def _swallow(fn, *args, **kw) -> None:
 def test_a_capture_thread_that_dies_makes_the_service_unhealthy(tmp_path: Path) -> None:
     """The supervisor's other half: a capture thread that ended without being stopped."""
     from rtsp2jpg import config
-    from rtsp2jpg.service import Backend, Service
+    from rtsp2jpg.capture.backend import Backend
+    from rtsp2jpg.service import Service
 
     def open_source(_spec: object) -> None:
         raise SystemExit  # a BaseException: nothing in the capture loop catches it, the thread just ends

@@ -16,8 +16,8 @@ from typing import Any
 import bottle
 
 from rtsp2jpg.capture.camera import Camera
-from rtsp2jpg.registry import RegistryError
 from rtsp2jpg.capture.sources import PREFERENCES
+from rtsp2jpg.registry import RegistryError
 from rtsp2jpg.service import CapacityError, ConflictError, Service
 from rtsp2jpg.urls import NotAllowedError, UrlError, redact
 from rtsp2jpg.web import openapi

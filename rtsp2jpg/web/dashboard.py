@@ -1,6 +1,6 @@
 """The dashboard's server side: its static files and each camera's recent status history.
 
-The page itself is plain HTML/CSS/JS in `rtsp2jpg/static/` (no build step, no CDN: devices are
+The page itself is plain HTML/CSS/JS in `rtsp2jpg/web/static/` (no build step, no CDN: devices are
 often offline); it reads the same JSON API as any client.
 """
 
