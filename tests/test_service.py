@@ -255,7 +255,7 @@ def test_without_key_mutations_only_from_loopback(service_factory) -> None:
 
 def test_missing_opencv_is_a_clear_startup_error(tmp_path: Path) -> None:
     code = ("import sys; sys.modules['cv2'] = None\n"
-            "from rtsp2jpg.cli import main\n"
+            "from rtsp2jpg.cli.main import main\n"
             "raise SystemExit(main(['serve', '--port', '0']))")
     env = {**os.environ, "RTSP2JPG_DB_PATH": str(tmp_path / "r.db")}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env,

@@ -8,26 +8,19 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import threading
-import unicodedata
-from email.utils import formatdate
 from typing import Any
 
 import bottle
 
 from rtsp2jpg.capture.camera import Camera
-from rtsp2jpg.capture.sources import PREFERENCES
-from rtsp2jpg.registry import RegistryError
-from rtsp2jpg.service import CapacityError, ConflictError, Service
-from rtsp2jpg.urls import NotAllowedError, UrlError, redact
-from rtsp2jpg.web import openapi
+from rtsp2jpg.service import Service
+from rtsp2jpg.urls import redact
+from rtsp2jpg.web import api, openapi
 from rtsp2jpg.web import ops as ops_routes
 from rtsp2jpg.web.trust import Trust, json_body_problem
 
 log = logging.getLogger(__name__)
 
-MAX_DIMENSION = 8192
-UNCOUNTED_WAIT_SEC = 0.25  # a snapshot may wait this long for a fresher frame without a long-poll slot
 NO_KEY_HINT = ("this endpoint only answers loopback clients while no API key is set; "
                "set http.api_key (or RTSP2JPG_HTTP_API_KEY) and send 'Authorization: Bearer <key>'")
 
@@ -87,45 +80,9 @@ def _presented_key(request: bottle.LocalRequest) -> bytes | None:
     return None if key is None else key.encode("latin-1", "replace")
 
 
-def _number(name: str, kind: type, lo: float, hi: float) -> Any:
-    raw = bottle.request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise _fail(400, f"{name} must be a {'whole number' if kind is int else 'number'}") from None
-    if not (lo <= value <= hi):  # also rejects nan
-        raise _fail(400, f"{name} must be between {lo:g} and {hi:g}")
-    return value
-
-
-def long_poll_slots(threads: int, max_long_polls: int, streams: int = 0) -> int:
-    """Long-polls may hold at most this many Waitress workers; MJPEG viewers (`streams` of them at
-    most) and a reserve of workers stay free for everything else.
-
-    With 8 workers and max_long_polls 32, eight parked ?after= requests took every worker and a
-    /health waited behind them for the whole long-poll timeout (times four batches).
-    """
-    reserve = 8 if threads >= 16 else threads // 2
-    return max(1, min(max_long_polls, threads - reserve - streams))
-
-
-def camera_json(cam: Camera) -> dict[str, Any]:
-    return {"id": cam.id, "token": cam.id, "name": cam.name, "url": redact(cam.url), "source": cam.source,
-            "status": cam.status.value, "last_seen": cam.stats.last_seen or None,
-            "backend": cam.stats.backend or None, "fps": cam.stats.fps,
-            "size": [cam.stats.width, cam.stats.height] if cam.stats.width else None}
-
-
 def make_app(service: Service) -> bottle.Bottle:
     app = bottle.Bottle()
     http = service.config.http
-    # The MJPEG viewer budget as ops_routes computes it: long-polls and streams must not add up to every worker.
-    streams = (http.stream_max_total or max(1, http.threads // 2)) if http.stream_max_clients else 0
-    # Every request that may park a worker waiting for a frame takes a slot: ?after= long-polls and
-    # plain snapshots waiting for a fresher frame (max_age, throttled cameras) alike.
-    long_polls = threading.BoundedSemaphore(long_poll_slots(http.threads, http.max_long_polls, streams))
 
     def json_error(err: bottle.HTTPError) -> str:
         bottle.response.content_type = "application/json"
@@ -201,126 +158,8 @@ def make_app(service: Service) -> bottle.Bottle:
             raise _fail(400, 'body must be a JSON object like {"rtsp_url": "rtsp://..."}')
         return data
 
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        return service.health()
-
-    @app.post("/register")
-    def register() -> dict[str, Any]:
-        authorize(mutating=True)
-        data = read_json()
-        url, name, prefer = data.get("rtsp_url"), data.get("name", ""), data.get("prefer")
-        if not isinstance(url, str):
-            raise _fail(400, "rtsp_url is required and must be a string")
-        # Control characters, line separators and lone surrogates: header/log injection or a 500 in SQLite.
-        if not isinstance(name, str) or len(name) > 200 or any(
-                unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in name):
-            raise _fail(400, "name must be a string of at most 200 printable characters")
-        if prefer is None or prefer == "":
-            prefer = "default"
-        if not isinstance(prefer, str) or prefer not in PREFERENCES:  # `[] or "default"` used to pass
-            raise _fail(400, f"prefer must be one of {', '.join(PREFERENCES)}")
-        try:
-            cam, _created = service.register(url, name, prefer)
-        except NotAllowedError as e:
-            raise _fail(403, f"rtsp_url {e}") from None
-        except CapacityError as e:
-            raise _fail(409, str(e)) from None
-        except UrlError as e:
-            raise _fail(400, f"rtsp_url {e}") from None
-        except RegistryError as e:
-            log.error("register failed: %s", e)
-            raise _fail(503, "camera registry is not writable; see the service log", Retry_After="30") from None
-        return {"token": cam.id, "id": cam.id, "backend": cam.stats.backend or cam.prefer,
-                "status": cam.status.value}
-
-    def unregister(camera_id: str) -> dict[str, Any]:
-        authorize(mutating=True)
-        try:
-            removed = service.unregister(camera_id)
-        except ConflictError as e:
-            raise _fail(409, str(e)) from None
-        except RegistryError as e:
-            log.error("unregister failed: %s", e)
-            raise _fail(503, "camera registry is not writable; see the service log", Retry_After="30") from None
-        return {"ok": True} if removed else {"ok": True, "message": "already removed"}
-
-    app.post("/unregister/<camera_id>", callback=unregister)
-    app.delete("/cameras/<camera_id>", callback=unregister)
-
-    @app.get("/cameras")
-    def cameras() -> str:
-        if http.api_key:
-            authorize(mutating=False)
-        bottle.response.content_type = "application/json"
-        return json.dumps([camera_json(c) for c in service.cameras()])
-
-    @app.get("/status/<camera_id>")
-    def status(camera_id: str) -> dict[str, Any]:
-        protect_reads()
-        return camera_or_404(camera_id).describe()
-
-    def snapshot(camera_id: str) -> bytes:
-        protect_reads()
-        cam = camera_or_404(camera_id)
-        quality = _number("q", int, 1, 100) or cam.cfg.jpeg_quality
-        width = _number("width", int, 1, MAX_DIMENSION) or 0
-        height = _number("height", int, 1, MAX_DIMENSION) or 0
-        max_age = _number("max_age", float, 0, 86400)
-        after = _number("after", int, 0, 2**62)
-        if after is not None:
-            if not long_polls.acquire(blocking=False):
-                raise _fail(503, "too many long-polls in progress", Retry_After="1")
-            try:
-                frame = cam.wait_after(after, http.long_poll_timeout_sec)
-            finally:
-                long_polls.release()
-            if frame is None:
-                bottle.response.status = 304
-                return b""
-        else:
-            fps = cam.stats.fps or 10.0
-            # Wait up to a few frame intervals (plus what the throttle still withholds) for a newer frame.
-            wait = min(http.long_poll_timeout_sec, max(0.25, 3.0 / fps) + cam.cfg.read_throttle_sec)
-            # The slot's frame is served as is only while it is about the newest the stream can give
-            # (1.5 frame intervals absorb arrival jitter); otherwise wait for the next one. A 0.1 s
-            # floor here served a 10/s poller the frame converted after its previous poll, ~90 ms old.
-            freshness = max_age if max_age is not None else max(cam.cfg.read_throttle_sec, 1.5 / fps)
-            frame = cam.snapshot(freshness, 0.0)  # never blocks: the slot's frame, a newer one asked for
-            if frame is None or frame.age() > freshness:
-                # A long wait (max_age, a throttled or stalled camera) holds a worker: only within the
-                # long-poll share. Twelve max_age waits on a throttled camera used to hold all 4
-                # workers, and /health waited 9.3 s behind them. Without a slot, wait no longer than a
-                # snapshot of a live stream may anyway: answering at once served a camera's frame
-                # from 15 s before (no reader had asked since) when 64 clients started together.
-                held = wait > UNCOUNTED_WAIT_SEC and long_polls.acquire(blocking=False)
-                try:
-                    frame = cam.snapshot(freshness, wait if held else min(wait, UNCOUNTED_WAIT_SEC))
-                finally:
-                    if held:
-                        long_polls.release()
-            if frame is None:
-                raise _fail(503, "No frame available yet", Retry_After="1")
-            if max_age is not None and frame.age() > max_age:
-                raise _fail(503, f"no frame newer than {max_age:g}s (camera is {cam.status.value})",
-                            Retry_After="1")
-        etag = f'"{frame.seq}"'
-        headers = bottle.response
-        headers.set_header("ETag", etag)
-        headers.set_header("Last-Modified", formatdate(frame.captured_at, usegmt=True))
-        headers.set_header("X-Frame-Timestamp", f"{frame.captured_at:.3f}")
-        headers.set_header("X-Frame-Seq", str(frame.seq))
-        headers.set_header("Cache-Control", "no-store")
-        if bottle.request.environ.get("HTTP_IF_NONE_MATCH") == etag:  # get_header: 500 on non-UTF-8
-            bottle.response.status = 304
-            return b""
-        headers.content_type = "image/jpeg"
-        return frame.jpeg(service.backend.encode_jpeg, quality, width, height)
-
-    app.get("/snapshot/<camera_id>.jpg", callback=snapshot)
-    app.get("/snapshot/<camera_id>", callback=snapshot)
-
-    # Dashboard, MJPEG, /metrics and the plugin that counts snapshot requests (ops_routes.py).
+    # The API (register, cameras, status, snapshots) and the operator routes (dashboard, MJPEG, /metrics).
+    api.install(app, service, api.Guards(authorize, protect_reads, camera_or_404, read_json))
     ops_routes.install(app, service, protect_reads=protect_reads, camera_or_404=camera_or_404)
 
     @app.get("/openapi.json")

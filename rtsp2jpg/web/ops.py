@@ -1,7 +1,7 @@
 """Operator routes on the HTTP app: dashboard (`/`, `/static/...`), MJPEG (`/stream/<id>`), `/metrics`,
 `/cameras/<id>/history`, and the plugin that counts snapshot requests and bytes served.
 
-Kept out of http.py so the API module stays about the API; http.py calls `install()` once.
+Kept out of api.py so the API module stays about the API; app.py calls `install()` once.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import bottle
 from rtsp2jpg.capture.camera import Camera, StatusChange
 from rtsp2jpg.web import mjpeg
 from rtsp2jpg.web.dashboard import SECURITY_HEADERS, STATIC_DIR, StatusHistory
+from rtsp2jpg.web.limits import MAX_DIMENSION, number, viewer_budget
 from rtsp2jpg.web.metrics import CONTENT_TYPE, OTHER, Metrics
-
-MAX_DIMENSION = 8192
 
 
 class ResponseMetrics:
@@ -79,32 +78,6 @@ class ResponseMetrics:
                 close()
 
 
-def _int_arg(name: str, lo: int, hi: int) -> int | None:
-    raw = bottle.request.query.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bottle.HTTPError(400, f"{name} must be a whole number") from None
-    if not lo <= value <= hi:
-        raise bottle.HTTPError(400, f"{name} must be between {lo} and {hi}")
-    return value
-
-
-def _float_arg(name: str, lo: float, hi: float) -> float | None:
-    raw = bottle.request.query.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise bottle.HTTPError(400, f"{name} must be a number") from None
-    if not lo <= value <= hi:  # also rejects nan
-        raise bottle.HTTPError(400, f"{name} must be between {lo:g} and {hi:g}")
-    return value
-
-
 def _static(path: str) -> Any:
     resp = bottle.static_file(path, root=str(STATIC_DIR))
     for key, value in SECURITY_HEADERS.items():
@@ -125,8 +98,7 @@ def install(app: bottle.Bottle, service: Any, *, protect_reads: Callable[[], Non
             history.forget(change.camera_id)  # unregistered: its history goes with it
 
     service.add_listener(remember)
-    total = http.stream_max_total or max(1, http.threads // 2)
-    limits = mjpeg.StreamLimits(http.stream_max_clients, total)
+    limits = mjpeg.StreamLimits(http.stream_max_clients, viewer_budget(http))
     app.install(ResponseMetrics(metrics, lambda cid: service.camera(cid) is not None))
 
     @app.get("/")
@@ -155,9 +127,9 @@ def install(app: bottle.Bottle, service: Any, *, protect_reads: Callable[[], Non
     def stream(camera_id: str) -> Any:
         protect_reads()
         cam = camera_or_404(camera_id)
-        fps = min(_float_arg("fps", 0.1, 1000) or http.stream_max_fps, http.stream_max_fps)
-        width = _int_arg("width", 1, MAX_DIMENSION) or 0
-        quality = _int_arg("q", 1, 100) or cam.cfg.jpeg_quality
+        fps = min(number("fps", float, 0.1, 1000) or http.stream_max_fps, http.stream_max_fps)
+        width = number("width", int, 1, MAX_DIMENSION) or 0
+        quality = number("q", int, 1, 100) or cam.cfg.jpeg_quality
         refused = limits.acquire(camera_id)
         if refused:
             raise bottle.HTTPError(503, refused, Retry_After="5")
