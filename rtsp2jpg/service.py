@@ -17,9 +17,10 @@ from typing import Any
 
 from rtsp2jpg import __version__
 from rtsp2jpg.capture.backend import Backend
-from rtsp2jpg.capture.camera import Camera, StatusChange
+from rtsp2jpg.capture.camera import Camera
 from rtsp2jpg.capture.frames import EncodeBudget
 from rtsp2jpg.capture.sources import PREFERENCES
+from rtsp2jpg.capture.status import StatusChange
 from rtsp2jpg.config import CaptureConfig, Config
 from rtsp2jpg.registry import Registration, Registry, RegistryError
 from rtsp2jpg.urls import canonical, check_allowed, secrets_of, validate_rtsp_url

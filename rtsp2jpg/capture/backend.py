@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from rtsp2jpg.capture.opening import Capture
 from rtsp2jpg.capture.sources import Capabilities, SourceSpec
 from rtsp2jpg.config import CaptureConfig, Config
-
-if TYPE_CHECKING:
-    from rtsp2jpg.capture.camera import Capture
 
 log = logging.getLogger(__name__)
 

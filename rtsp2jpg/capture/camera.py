@@ -12,58 +12,15 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Protocol
+from typing import Any
 
 from rtsp2jpg.capture.frames import EncodeBudget, Frame, FrameSlot
+from rtsp2jpg.capture.opening import Capture, SourceTrials
+from rtsp2jpg.capture.status import Stats, Status, StatusChange, status_view
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.urls import UrlError, redact
+from rtsp2jpg.urls import redact
 
 log = logging.getLogger("rtsp2jpg.worker")
-
-
-class Status(str, Enum):
-    CONNECTING = "connecting"
-    ACTIVE = "active"
-    ERROR = "error"
-    INACTIVE = "inactive"
-    UNKNOWN = "unknown"
-
-
-class Capture(Protocol):
-    spec: Any
-
-    def grab(self) -> bool: ...
-    def retrieve(self) -> Any: ...
-    def release(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class StatusChange:
-    camera_id: str
-    status: Status
-    previous: Status
-    since: float
-    error: str
-
-
-@dataclass
-class Stats:
-    """Counters the thread writes and readers copy; plain assignments, no lock needed."""
-
-    frames: int = 0
-    reconnects: int = 0
-    decode_errors: int = 0
-    last_seen: float = 0.0  # epoch of the last grabbed frame
-    fps: float = 0.0
-    width: int = 0
-    height: int = 0
-    backend: str = ""
-
-
-# rtspcheck.Diagnosis kinds that settle an open attempt without asking OpenCV.
-DEFINITE_FAILURES = frozenset({"refused", "unreachable", "no_answer", "auth", "not_found"})
 
 
 def _name_os_thread(name: str) -> None:
@@ -87,7 +44,7 @@ def looks_blank(image: Any) -> bool:
     return float(sample.std()) < 2.0 and abs(float(sample.mean()) - 128.0) < 12.0
 
 
-class Camera:
+class Camera(SourceTrials):
     """Owns its thread, stop event, capture and FrameSlot; `stop()` is idempotent."""
 
     def __init__(self, camera_id: str, name: str, url: str, cfg: CaptureConfig, sources: Sequence[Any], *,
@@ -201,103 +158,6 @@ class Camera:
         base = self.cfg.reconnect_delay_sec * 2 ** min(self._failures - 1, 16)
         return min(self.cfg.reconnect_max_delay_sec, base) * random.uniform(0.8, 1.2)
 
-    def _plan(self) -> list[Any] | None:
-        """Sources in trial order: the last winner first, narrowed to the stream's codec when a probe
-        (RTSP DESCRIBE) knows it. None, with the status set, when the probe failed definitely."""
-        sources = list(self._sources)
-        if self._winner in sources:
-            sources.remove(self._winner)
-            sources.insert(0, self._winner)
-        # Only when the codec decides between hardware candidates (a failing hardware trial can cost
-        # seconds; a software one fails in a fraction of one): every probe is one more connection
-        # just before the real one, and GStreamer's RTSP server (the demo) answered that with 503
-        # or a stream that never started. After a failed trial the probe says why (see _open).
-        codecs = {getattr(spec, "codec", "") for spec in sources} - {""}
-        hardware = any(getattr(spec, "hardware", False) for spec in sources)
-        if self._probe is None or len(codecs) < 2 or not hardware:
-            return sources
-        info = self._probe(self.url, self.cfg.open_timeout_sec, cancelled=self._stop.is_set)
-        if info.error:
-            self._set_status(Status.ERROR, info.error)
-            return None
-        if info.codec:
-            sources = [s for s in sources if getattr(s, "codec", "") in ("", info.codec)]
-        return sources
-
-    def _admitted(self) -> bool:
-        """False, with the status set to error and why, when the URL may not be opened now."""
-        if self._admit is None:
-            return True
-        try:
-            self._admit(self.url)
-        except UrlError as e:
-            self._set_status(Status.ERROR, str(e))
-            return False
-        except Exception as e:  # fail closed: a check that cannot run admits nothing
-            log.exception("%s: checking capture.allow_networks failed", self.id)
-            self._set_status(Status.ERROR, f"cannot check capture.allow_networks ({type(e).__name__})")
-            return False
-        return True
-
-    def _check(self, method: str) -> Any:
-        """Our own RTSP request, for a reason more useful than "could not open"; None = no idea."""
-        if self._diagnose is None or self._stop.is_set():
-            return None
-        try:
-            # The whole exchange is bounded by the timeout and ends within 0.25 s of request_stop().
-            return self._diagnose(self.url, min(5.0, self.cfg.open_timeout_sec), method, cancelled=self._stop.is_set)
-        except Exception:
-            log.exception("%s: checking the camera failed", self.id)
-            return None
-
-    def _open(self) -> Capture | None:
-        """Try each source in order; the first that opens and yields a frame wins.
-
-        An RTSP OPTIONS of our own goes first: OpenCV 4.6 opens FFmpeg captures under one
-        process-wide mutex, so a camera that never answers held every other camera's (re)connect
-        back for its whole open timeout. While the camera refuses our password, a DESCRIBE of ours
-        replaces FFmpeg's login (one failed login per retry, not two). Only a definite answer
-        (refused, silent, 401/403, 404) stops here; the rest is left to the real sources.
-        """
-        if not self._admitted():
-            return None
-        diagnosis = self._check("DESCRIBE" if self._auth_failures else "OPTIONS")
-        if diagnosis is not None and diagnosis.kind in DEFINITE_FAILURES:
-            self._auth_failures = self._auth_failures + 1 if diagnosis.is_auth else 0
-            self._set_status(Status.ERROR, diagnosis.message)
-            return None
-        self._auth_failures = 0
-        reasons = []
-        sources = self._plan()
-        if sources is None:
-            return None
-        opened = False
-        for spec in sources:
-            if self._stop.is_set():
-                return None
-            try:
-                capture = self._open_source(spec)
-            except Exception as e:
-                reasons.append(redact(str(e)))
-                continue
-            opened = True
-            if capture.grab():
-                if spec is not self._winner:
-                    log.info("%s: using %s", self.id, getattr(spec, "label", spec))
-                self._winner = spec
-                return capture
-            capture.release()
-            reasons.append(f"{getattr(spec, 'label', spec)}: opened but no frame within the timeout")
-        if not reasons:
-            reasons.append("no capture source available for this camera")
-        elif not opened:  # nothing opened: ask the camera why (wrong password, unknown path, ...)
-            diagnosis = self._check("DESCRIBE")
-            if diagnosis is not None and diagnosis.kind != "ok":
-                reasons.append(diagnosis.message)
-                self._auth_failures = 1 if diagnosis.is_auth else 0
-        self._set_status(Status.ERROR, "; ".join(reasons))
-        return None
-
     def _session(self) -> None:
         """One connection: open, then grab until the stream fails, stalls or we are stopped."""
         if self.status != Status.ERROR:
@@ -383,9 +243,5 @@ class Camera:
         return frame if frame is not None and frame.seq > seq else None
 
     def describe(self) -> dict[str, Any]:
-        """Status as /status and MQTT show it; never the URL's password."""
-        s = self.stats
-        return {"token": self.id, "id": self.id, "name": self.name, "status": self.status.value,
-                "since": self.since, "last_seen": s.last_seen or None, "backend": s.backend or None,
-                "error": self.error or None, "fps": s.fps, "width": s.width or None,
-                "height": s.height or None, "frames": s.frames, "reconnects": max(0, s.reconnects - 1)}
+        """Status as /status and MQTT show it; never the URL's password (see status.status_view)."""
+        return status_view(self)

@@ -27,7 +27,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from rtsp2jpg.capture.camera import StatusChange
+from rtsp2jpg.capture.status import StatusChange
 from rtsp2jpg.config import ConfigError
 from rtsp2jpg.mqtt import contract
 from rtsp2jpg.mqtt.snapshots import Snapshotter

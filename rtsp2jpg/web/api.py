@@ -18,9 +18,10 @@ import bottle
 
 from rtsp2jpg.capture.camera import Camera
 from rtsp2jpg.capture.sources import PREFERENCES
+from rtsp2jpg.capture.status import list_view
 from rtsp2jpg.registry import RegistryError
 from rtsp2jpg.service import CapacityError, ConflictError, Service
-from rtsp2jpg.urls import NotAllowedError, UrlError, redact
+from rtsp2jpg.urls import NotAllowedError, UrlError
 from rtsp2jpg.web.limits import MAX_DIMENSION, long_poll_budget, number
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,6 @@ class Guards:
     protect_reads: Callable[[], None]
     camera_or_404: Callable[[str], Camera]
     read_json: Callable[[], dict[str, Any]]
-
-
-def camera_json(cam: Camera) -> dict[str, Any]:
-    return {"id": cam.id, "token": cam.id, "name": cam.name, "url": redact(cam.url), "source": cam.source,
-            "status": cam.status.value, "last_seen": cam.stats.last_seen or None,
-            "backend": cam.stats.backend or None, "fps": cam.stats.fps,
-            "size": [cam.stats.width, cam.stats.height] if cam.stats.width else None}
 
 
 def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
@@ -107,7 +101,7 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
         if http.api_key:
             authorize(mutating=False)
         bottle.response.content_type = "application/json"
-        return json.dumps([camera_json(c) for c in service.cameras()])
+        return json.dumps([list_view(c) for c in service.cameras()])
 
     @app.get("/status/<camera_id>")
     def status(camera_id: str) -> dict[str, Any]:

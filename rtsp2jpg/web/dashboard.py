@@ -11,7 +11,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from rtsp2jpg.capture.camera import StatusChange
+from rtsp2jpg.capture.status import StatusChange
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 HISTORY_LENGTH = 50

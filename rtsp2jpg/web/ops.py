@@ -13,7 +13,8 @@ from typing import Any
 
 import bottle
 
-from rtsp2jpg.capture.camera import Camera, StatusChange
+from rtsp2jpg.capture.camera import Camera
+from rtsp2jpg.capture.status import StatusChange
 from rtsp2jpg.web import mjpeg
 from rtsp2jpg.web.dashboard import SECURITY_HEADERS, STATIC_DIR, StatusHistory
 from rtsp2jpg.web.limits import MAX_DIMENSION, number, viewer_budget
