@@ -73,13 +73,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_fleet(args: argparse.Namespace) -> int:
     import os
 
-    from rtsp2jpg.mqtt import fleet
+    from rtsp2jpg.mqtt import reader  # paho only here: `rtsp2jpg --help` does not need it
 
     if args.password is None:
         args.password = os.environ.get("MQTT_PASSWORD", "")
     if args.port is None:
         args.port = 8883 if (args.tls or args.ca_file) else 1883
-    return fleet.run(args)
+    return reader.run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,10 +99,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     tools.add_parsers(sub)  # probe, snapshot, cameras
 
-    from rtsp2jpg.mqtt import fleet  # paho only; importing it starts nothing
-
-    fleet.add_parser(sub).set_defaults(func=cmd_fleet)
+    add_fleet_parser(sub).set_defaults(func=cmd_fleet)
     return parser
+
+
+def add_fleet_parser(sub: Any) -> argparse.ArgumentParser:
+    """The `fleet` subcommand's arguments (the command: mqtt/reader.py)."""
+    p = sub.add_parser("fleet", help="print every device and camera from the broker's retained topics",
+                       description="Exit 0 when all is well, 1 when a camera is in error or a device "
+                                   "offline, 4 when the broker cannot be read, 5 when all else is well "
+                                   "but malformed messages were skipped (counted on stderr and as "
+                                   "'malformed' in --json).")
+    p.add_argument("--broker", default="localhost", help="broker host (default: localhost)")
+    p.add_argument("--port", type=int, default=None, help="broker port (default: 1883, 8883 with TLS)")
+    p.add_argument("--base-topic", default="rtsp2jpg", help="base topic of the devices (default: rtsp2jpg)")
+    p.add_argument("--username", default="", help="broker user name")
+    p.add_argument("--password", default=None, help="broker password (default: $MQTT_PASSWORD)")
+    p.add_argument("--tls", action="store_true", help="connect with TLS")
+    p.add_argument("--ca-file", default="", help="CA certificate for TLS (implies --tls)")
+    p.add_argument("--insecure", action="store_true", help="TLS without hostname verification")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker (default: 10)")
+    p.add_argument("--watch", action="store_true", help="keep running and reprint on every change")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return p
 
 
 def main(argv: Sequence[str] | None = None, *,

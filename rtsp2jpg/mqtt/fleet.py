@@ -1,4 +1,4 @@
-"""`rtsp2jpg fleet`: every device and camera from the broker's retained topics, for operators and cron.
+"""`rtsp2jpg fleet`'s model: every device and camera from the broker's retained topics (reader.py reads them).
 
 It subscribes to `<base>/+/availability`, `<base>/+/state` and `<base>/+/cameras/+/status` (never
 the snapshots), then publishes a marker to itself: the broker replays retained messages before it
@@ -13,21 +13,13 @@ its control characters (terminal escapes, bidi overrides) shown as `\x1b`-style 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import threading
 import time
 import unicodedata
-import uuid
 from dataclasses import dataclass, field
-from typing import Any, TextIO
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
-from rtsp2jpg.cli.codes import FAILED, MALFORMED, OK, UNREACHABLE
+from typing import Any
 
 MAX_PAYLOAD = 65536  # a status or state payload is well under 1 KiB
 STATUSES = ("active", "connecting", "error", "inactive", "unknown")
@@ -211,142 +203,3 @@ def table(view: dict[str, Any], now: float | None = None) -> str:
                  f"{s['active']} active, {s['connecting']} connecting, {s['error']} error, "
                  f"{s['inactive']} inactive, {s['unknown']} unknown")
     return "\n".join(line.rstrip() for line in lines)
-
-
-class Reader:
-    """A paho client that fills a Fleet; `wait_complete()` returns once the retained replay is in."""
-
-    def __init__(self, args: argparse.Namespace, fleet: Fleet) -> None:
-        self.fleet = fleet
-        self.marker = f"rtsp2jpg-fleet/{uuid.uuid4().hex}"
-        self.complete = threading.Event()
-        self.subscribed_at: float | None = None
-        self.last_message_at = 0.0
-        self.error: str | None = None
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"rtsp2jpg-fleet-{uuid.uuid4().hex[:8]}")
-        if args.username:
-            self.client.username_pw_set(args.username, args.password or None)
-        if args.tls or args.ca_file:
-            self.client.tls_set(ca_certs=args.ca_file or None)
-            if args.insecure:
-                self.client.tls_insecure_set(True)
-        self.client.on_connect = self._on_connect
-        self.client.on_connect_fail = self._on_connect_fail
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = self._on_message
-        self.args = args
-
-    def _on_connect(self, client: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            self.error = f"broker refused the connection: {reason}"
-            return
-        base = self.fleet.base
-        # QoS 0: the replay streams without per-message acks, and in order with the marker.
-        client.subscribe([(f"{base}/+/availability", 0), (f"{base}/+/state", 0),
-                          (f"{base}/+/cameras/+/status", 0), (self.marker, 0)])
-
-    def _on_subscribe(self, client: Any, *_: Any) -> None:
-        self.subscribed_at = time.monotonic()
-        client.publish(self.marker, b"", qos=0)
-
-    def _on_connect_fail(self, _client: Any, _u: Any) -> None:
-        exc = sys.exc_info()[1]
-        self.error = f"cannot connect to {self.args.broker}:{self.args.port}: {exc or 'connection failed'}"
-
-    def _on_message(self, _client: Any, _u: Any, msg: Any) -> None:
-        self.last_message_at = time.monotonic()
-        if msg.topic == self.marker:
-            self.complete.set()
-        else:
-            try:
-                self.fleet.apply(msg.topic, msg.payload)
-            except Exception:  # pragma: no cover - apply() counts what it cannot read; belt and braces
-                with self.fleet.lock:
-                    self.fleet.malformed += 1
-
-    def start(self) -> None:
-        self.client.connect_async(self.args.broker, self.args.port, keepalive=30)
-        self.client.loop_start()
-
-    def wait_complete(self, timeout: float) -> bool:
-        """True once the marker is back, or (a broker whose ACL drops our marker) after a quiet spell."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.error is None:
-            if self.complete.wait(0.05):
-                return True
-            if self.subscribed_at is not None:
-                quiet_since = max(self.subscribed_at, self.last_message_at)
-                if time.monotonic() - quiet_since > QUIET_SEC:
-                    return True
-        return False
-
-    def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-def output(fleet: Fleet, as_json: bool, out: TextIO) -> int:
-    view = fleet.view()
-    if as_json:
-        out.write(json.dumps(view, separators=(",", ":") if not out.isatty() else (", ", ": ")) + "\n")
-    else:
-        out.write(table(view) + "\n")
-    out.flush()
-    if view["malformed"]:
-        print(f"rtsp2jpg fleet: {view['malformed']} malformed message(s) skipped", file=sys.stderr)
-    return verdict(view)
-
-
-def verdict(view: dict[str, Any]) -> int:
-    """0 all well, 1 a camera in error or a device offline, 5 only malformed messages skipped."""
-    if not view["ok"]:
-        return FAILED
-    return MALFORMED if view["malformed"] else OK
-
-
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    fleet = Fleet(args.base_topic)
-    reader = Reader(args, fleet)
-    reader.start()
-    code = UNREACHABLE
-    try:
-        if not reader.wait_complete(args.timeout):
-            problem = reader.error or f"no answer from {args.broker}:{args.port} within {args.timeout:g}s"
-            print(f"rtsp2jpg fleet: {problem}", file=sys.stderr)
-            return UNREACHABLE
-        shown = fleet.version  # read before rendering: a change during the print is shown next time
-        code = output(fleet, args.json, out)
-        if not args.watch:
-            return code
-        while True:  # until Ctrl-C / SIGTERM; reprint on change, at most once a second
-            time.sleep(1.0)
-            if fleet.version != shown:
-                shown = fleet.version
-                if not args.json and out.isatty():
-                    out.write("\x1b[2J\x1b[H")
-                code = output(fleet, args.json, out)
-    except KeyboardInterrupt:  # the verdict of what was last seen, even if ^C cut an assignment short
-        return code if code == UNREACHABLE else verdict(fleet.view())
-    finally:
-        reader.stop()
-
-
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """The `fleet` subcommand's arguments (cli.py calls this)."""
-    p = sub.add_parser("fleet", help="print every device and camera from the broker's retained topics",
-                       description="Exit 0 when all is well, 1 when a camera is in error or a device "
-                                   "offline, 4 when the broker cannot be read, 5 when all else is well "
-                                   "but malformed messages were skipped (counted on stderr and as "
-                                   "'malformed' in --json).")
-    p.add_argument("--broker", default="localhost", help="broker host (default: localhost)")
-    p.add_argument("--port", type=int, default=None, help="broker port (default: 1883, 8883 with TLS)")
-    p.add_argument("--base-topic", default="rtsp2jpg", help="base topic of the devices (default: rtsp2jpg)")
-    p.add_argument("--username", default="", help="broker user name")
-    p.add_argument("--password", default=None, help="broker password (default: $MQTT_PASSWORD)")
-    p.add_argument("--tls", action="store_true", help="connect with TLS")
-    p.add_argument("--ca-file", default="", help="CA certificate for TLS (implies --tls)")
-    p.add_argument("--insecure", action="store_true", help="TLS without hostname verification")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker (default: 10)")
-    p.add_argument("--watch", action="store_true", help="keep running and reprint on every change")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    return p

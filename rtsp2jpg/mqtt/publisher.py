@@ -13,10 +13,8 @@ nothing that matters depends on paho's own retry queue.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-import socket
 import ssl
 import sys
 import threading
@@ -25,11 +23,12 @@ from collections import deque
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from rtsp2jpg.capture.status import StatusChange
 from rtsp2jpg.config import ConfigError
 from rtsp2jpg.mqtt import contract
+from rtsp2jpg.mqtt.client import make_client
+from rtsp2jpg.mqtt.messages import Messages, PublisherHost
 from rtsp2jpg.mqtt.snapshots import Snapshotter
 from rtsp2jpg.urls import redact
 
@@ -40,10 +39,10 @@ MAX_PAHO_QUEUE = 1000  # paho's own QoS>0 queue (max_queued_messages_set): never
 RETRY_SEC = 1.0
 
 
-class Publisher:
+class Publisher(Messages):
     """Owns the paho client and the publisher thread; `Service` starts it before cameras, stops it after."""
 
-    def __init__(self, service: Any, client_factory: Any = mqtt.Client) -> None:
+    def __init__(self, service: PublisherHost, client_factory: Any = mqtt.Client) -> None:
         self.service = service
         self.cfg = cfg = service.config.mqtt
         device_id = service.config.device_id
@@ -129,21 +128,6 @@ class Publisher:
             self._state_dirty = True
         self._wake.set()
 
-    def publish_snapshot(self, camera_id: str, jpeg: bytes) -> bool:
-        """QoS 0 JPEG; skipped while disconnected or while this camera's previous one is still queued."""
-        client = self.client
-        if client is None or not self._ready:
-            return False
-        previous = self._snapshot_inflight.get(camera_id)
-        if previous is not None and not previous.is_published():
-            return False  # a slow broker: drop this one rather than pile JPEGs up in paho's queue
-        info = client.publish(self.topics.snapshot(camera_id), jpeg, qos=0, retain=self.cfg.snapshot_retain)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            return False
-        self._snapshot_inflight[camera_id] = info
-        self.published["snapshot"] += 1
-        return True
-
     def stop(self, timeout: float = 5.0) -> None:
         """Flush transitions (the cameras' `inactive`), publish `offline`, wait, disconnect. Bounded; idempotent."""
         if self._stopped:
@@ -179,14 +163,9 @@ class Publisher:
 
     def _make_client(self) -> Any:
         cfg = self.cfg
-        client = self._client_factory(CallbackAPIVersion.VERSION2, client_id=self.client_id)
-        if cfg.username:
-            client.username_pw_set(cfg.username, cfg.password or None)
-        if cfg.tls.enabled:
-            client.tls_set(ca_certs=cfg.tls.ca_file or None, certfile=cfg.tls.cert_file or None,
-                           keyfile=cfg.tls.key_file or None)
-            if cfg.tls.insecure:
-                client.tls_insecure_set(True)
+        client = make_client(self.client_id, username=cfg.username, password=cfg.password, tls=cfg.tls.enabled,
+                             ca_file=cfg.tls.ca_file, cert_file=cfg.tls.cert_file, key_file=cfg.tls.key_file,
+                             insecure=cfg.tls.insecure, factory=self._client_factory)
         client.will_set(self.topics.availability, contract.OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_queued_messages_set(MAX_PAHO_QUEUE)
@@ -313,57 +292,6 @@ class Publisher:
         with self._lock:
             pending_hass = self._hass_all_at
         return None if pending_hass is None else max(0.0, pending_hass - time.monotonic())
-
-    def _send(self, topic: str, payload: Any, kind: str) -> bool:
-        """Retained, QoS 1; False only when paho's bounded queue is full (a slow broker)."""
-        data = payload if isinstance(payload, str | bytes) else json.dumps(payload, separators=(",", ":"))
-        info = self.client.publish(topic, data, qos=1, retain=True)
-        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
-            return False
-        self.published[kind] += 1
-        return True
-
-    def _publish_status(self, change: StatusChange) -> bool:
-        cam = self.service.camera(change.camera_id)
-        if cam is None:
-            return True
-        payload = contract.status_payload(change.status.value, change.previous.value, change.since,
-                                          change.error, cam.stats)
-        return self._send(self.topics.status(change.camera_id), payload, "status")
-
-    def _publish_state(self, camera_ids: list[str]) -> bool:
-        caps = self.service.backend.capabilities
-        payload = contract.state_payload(self.service.started_at, camera_ids, socket.gethostname(),
-                                         dict(getattr(caps, "decoders", {}) or {}))
-        return self._send(self.topics.state, payload, "state")
-
-    def _publish_discovery(self, camera_id: str) -> bool:
-        cam = self.service.camera(camera_id)
-        if cam is None:
-            return True
-        return all(self._send(topic, payload, "discovery")
-                   for topic, payload in contract.discovery(self.topics, camera_id, cam.name).items())
-
-    def _clear(self, camera_id: str) -> bool:
-        """Empty retained payloads delete the broker's copies (and HA's entities)."""
-        found = [self.topics.status(camera_id), self.topics.snapshot(camera_id)]
-        if self.cfg.homeassistant.enabled:
-            found += [self.topics.ha_camera(camera_id), self.topics.ha_connectivity(camera_id)]
-        return all(self._send(topic, b"", "clear") for topic in found)
-
-    def _sweep(self, stale: set[str], latest: dict[str, StatusChange]) -> bool:
-        """Retained statuses of cameras this device no longer has (removed from the file while down)."""
-        known = set(latest) | {c.id for c in self.service.config.cameras}
-        known |= {c.id for c in self.service.cameras()}
-        try:
-            known |= {r.id for r in self.service.registry.all()}
-        except Exception:  # registry trouble: sweep nothing rather than something live
-            return True
-        ok = True
-        for camera_id in stale - known:
-            log.info("MQTT: clearing retained topics of %s, a camera this device no longer has", camera_id)
-            ok &= self._clear(camera_id)
-        return ok
 
     def _interval_for(self, camera_id: str) -> float:
         return self._intervals.get(camera_id, self.cfg.snapshot_interval_sec)
