@@ -20,7 +20,7 @@ import time
 from rtsp2jpg.capture import opencv as pipeline
 from rtsp2jpg.capture import sources
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.demo.server import decode_stamp
+from rtsp2jpg.demo.timecode import decode_stamp
 
 
 def spec_for(mode: str, url: str, caps: sources.Capabilities) -> sources.SourceSpec:

@@ -15,7 +15,7 @@ from rtsp2jpg.capture import opencv as pipeline
 from rtsp2jpg.capture import sources
 from rtsp2jpg.capture.camera import Camera, Status
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.demo.server import decode_stamp
+from rtsp2jpg.demo.timecode import decode_stamp
 
 CAPS = pipeline.capabilities()
 pytestmark = pytest.mark.skipif(not CAPS.backends["gstreamer"] or "avdec_h264" not in CAPS.elements,

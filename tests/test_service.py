@@ -17,7 +17,7 @@ import pytest
 from rtsp_server import RtspServer, wait_until
 from service_process import REPO, ServiceProcess, http
 
-from rtsp2jpg.demo.server import decode_stamp
+from rtsp2jpg.demo.timecode import decode_stamp
 
 FAST = {"reconnect_delay_sec": 0.5, "reconnect_max_delay_sec": 2, "open_timeout_sec": 5, "stall_timeout_sec": 3}
 
