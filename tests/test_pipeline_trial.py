@@ -13,7 +13,7 @@ import numpy as np
 from rtsp_server import wait_until
 
 from rtsp2jpg.capture.camera import Camera, Status
-from rtsp2jpg.capture.rtsp.client import ProbeResult
+from rtsp2jpg.capture.rtsp import ProbeResult
 from rtsp2jpg.config import CaptureConfig
 
 

@@ -1,7 +1,7 @@
 """A camera that drips its RTSP reply a byte at a time must not hold our RTSP clients, or a camera's stop.
 
 Real sockets throughout: `DripServer` (tests/fault_servers.py) answers one byte every 0.3 s for
-ever, so a per-recv timeout never fires; only the total deadline of rtspio ends the wait. Against the
+ever, so a per-recv timeout never fires; only the total deadline of rtsp/wire.py ends the wait. Against the
 real service, a camera pointing at it shows a clear error, and unregister/stop end it promptly.
 """
 
@@ -18,9 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rtsp_server import wait_until
 
+from rtsp2jpg.capture.rtsp import diagnose, probe
 from rtsp2jpg.capture.rtsp import wire as rtspio
-from rtsp2jpg.capture.rtsp.check import diagnose
-from rtsp2jpg.capture.rtsp.client import probe
 
 SECRET = "Dr1p-Secret"
 SLACK = 2.0  # generous: a loaded 2-core machine, not a stopwatch

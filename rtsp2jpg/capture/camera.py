@@ -75,7 +75,7 @@ class Camera(SourceTrials):
         self._status_lock = threading.Lock()
         self._last_retrieve = -1e9
         self._failures = 0
-        self._diagnose = diagnose  # (url, timeout, method, cancelled=) -> rtspcheck.Diagnosis | None
+        self._diagnose = diagnose  # (url, timeout, method, cancelled=) -> rtsp.Diagnosis | None
         self._auth_failures = 0  # consecutive "wrong password" answers: backoff stretched, FFmpeg skipped
         # (url) -> None, or UrlError saying why this URL may not be opened (capture.allow_networks).
         # Asked before every connection: a name may resolve elsewhere tomorrow.

@@ -41,7 +41,7 @@ class Stats:
     backend: str = ""
 
 
-# rtspcheck.Diagnosis kinds that settle an open attempt without asking OpenCV.
+# rtsp.Diagnosis kinds that settle an open attempt without asking OpenCV.
 DEFINITE_FAILURES = frozenset({"refused", "unreachable", "no_answer", "auth", "not_found"})
 
 

@@ -1,8 +1,7 @@
-"""The RTSP client: `probe()` (DESCRIBE: the stream's codec, auth failures) and `diagnose()` (why an open
-failed), both over wire.py's one bounded, stoppable exchange. client.py and check.py still carry their own
-request and Digest/Basic code (issue 12: to be merged into one)."""
+"""The one RTSP client: client.py (one request path, Digest/Basic, DESCRIBE with its authenticated retry)
+over wire.py (one bounded, stoppable exchange); probe.py asks a stream's codec, diagnose.py why an open failed."""
 
-from rtsp2jpg.capture.rtsp.check import Diagnosis, diagnose
-from rtsp2jpg.capture.rtsp.client import ProbeResult, probe
+from rtsp2jpg.capture.rtsp.diagnose import Diagnosis, diagnose
+from rtsp2jpg.capture.rtsp.probe import ProbeResult, probe
 
 __all__ = ["Diagnosis", "ProbeResult", "diagnose", "probe"]

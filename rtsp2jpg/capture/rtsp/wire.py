@@ -1,4 +1,4 @@
-"""Bounded RTSP request/response I/O, shared by our two RTSP clients (rtsp.probe, rtspcheck.diagnose).
+"""Bounded RTSP request/response I/O under the one RTSP client (client.py; probe.py and diagnose.py use it).
 
 A per-recv socket timeout bounds nothing against a hostile or broken camera: one byte every 0.3 s
 resets it on every byte, and a 64 KB cap then takes hours to reach. So every exchange here runs

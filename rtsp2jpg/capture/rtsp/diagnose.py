@@ -10,14 +10,11 @@ an account after a few wrong passwords). rtsps:// is not diagnosed (no TLS here)
 
 from __future__ import annotations
 
-import hashlib
-import re
-import secrets
-import socket
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from rtsp2jpg.capture.rtsp import wire as rtspio
+from rtsp2jpg.capture.rtsp.client import describe, options
 from rtsp2jpg.urls import split_credentials
 
 
@@ -29,40 +26,6 @@ class Diagnosis:
     @property
     def is_auth(self) -> bool:
         return self.kind == "auth"
-
-
-def _request(sock: socket.socket, method: str, url: str, cseq: int, auth: str | None,
-             deadline: rtspio.Deadline) -> tuple[int, dict[str, str]]:
-    lines = [f"{method} {url} RTSP/1.0", f"CSeq: {cseq}", "User-Agent: rtsp2jpg-check", "Accept: application/sdp"]
-    if auth:
-        lines.append(f"Authorization: {auth}")
-    resp = rtspio.exchange(sock, lines, deadline)
-    return resp.status, {name: values[0] for name, values in resp.headers.items()}
-
-
-def _authorization(challenge: str, method: str, url: str, user: str, password: str) -> str | None:
-    scheme = challenge.split(" ", 1)[0].lower()
-    if scheme == "basic":
-        import base64
-
-        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-    if scheme == "digest":
-        params = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge))
-        realm, nonce = params.get("realm", ""), params.get("nonce", "")
-        ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()  # noqa: S324 - RTSP Digest is MD5
-        ha2 = hashlib.md5(f"{method}:{url}".encode()).hexdigest()  # noqa: S324
-        qop = "auth" if "auth" in [q.strip() for q in params.get("qop", "").split(",")] else ""
-        if qop:  # RFC 2617 with qop=auth; without qop, RFC 2069 (what most cameras ask for)
-            cnonce = secrets.token_hex(8)
-            response = hashlib.md5(f"{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}".encode()).hexdigest()  # noqa: S324
-            extra = f', qop=auth, nc=00000001, cnonce="{cnonce}"'
-        else:
-            response = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()  # noqa: S324
-            extra = ""
-        opaque = f', opaque="{params["opaque"]}"' if "opaque" in params else ""
-        return (f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{url}", '
-                f'response="{response}"{extra}{opaque}')
-    return None
 
 
 def diagnose(url: str, timeout: float = 5.0, method: str = "DESCRIBE",
@@ -93,19 +56,17 @@ def diagnose(url: str, timeout: float = 5.0, method: str = "DESCRIBE",
     try:
         with sock:
             if method == "OPTIONS":
-                _request(sock, "OPTIONS", bare, 1, None, deadline)
+                options(sock, bare, deadline)
                 return Diagnosis("ok", "the camera answers RTSP")
-            code, headers = _request(sock, "DESCRIBE", bare, 1, None, deadline)
-            if code == 401:
+            resp, answered = describe(sock, bare, unquote(user) if user is not None else None,
+                                      unquote(password or ""), deadline)
+            code = resp.status
+            if code == 401 and not answered:
                 if user is None:
                     return Diagnosis("auth", "the camera requires a user name and password (401)")
-                challenge = headers.get("www-authenticate", "")
-                auth = _authorization(challenge, "DESCRIBE", bare, unquote(user), unquote(password or ""))
-                if auth is None:
-                    return Diagnosis("rtsp_error", "the camera asks for an unsupported authentication scheme")
-                code, headers = _request(sock, "DESCRIBE", bare, 2, auth, deadline)
-                if code in (401, 403):
-                    return Diagnosis("auth", f"the camera rejected the user name or password ({code})")
+                return Diagnosis("rtsp_error", "the camera asks for an unsupported authentication scheme")
+            if answered and code in (401, 403):
+                return Diagnosis("auth", f"the camera rejected the user name or password ({code})")
             if code == 403:
                 return Diagnosis("auth", "the camera refused access (403)")
             if code == 404:
