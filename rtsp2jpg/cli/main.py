@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from rtsp2jpg import __version__, config
-from rtsp2jpg.cli import remote as tools
+from rtsp2jpg.capture.sources import PREFERENCES
 from rtsp2jpg.cli.codes import CV2_MISSING, FAILED, NO_CV2, OK, USAGE
+from rtsp2jpg.cli.direct import cmd_probe, cmd_snapshot
+from rtsp2jpg.cli.remote import cmd_cameras
 from rtsp2jpg.process import logs
 from rtsp2jpg.urls import redact
 
@@ -71,8 +74,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
-    import os
-
     from rtsp2jpg.mqtt import reader  # paho only here: `rtsp2jpg --help` does not need it
 
     if args.password is None:
@@ -97,10 +98,54 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("config", nargs="?", help="YAML config file (default: $RTSP2JPG_CONFIG)")
     check.set_defaults(func=cmd_check_config)
 
-    tools.add_parsers(sub)  # probe, snapshot, cameras
+    add_camera_parsers(sub)  # probe, snapshot, cameras
 
     add_fleet_parser(sub).set_defaults(func=cmd_fleet)
     return parser
+
+
+def _service_options(parser: argparse.ArgumentParser, url: Any, key: Any, timeout: Any) -> None:
+    parser.add_argument("--url", default=url, help="the service (default: $RTSP2JPG_URL or http://127.0.0.1:8080)")
+    parser.add_argument("--api-key", default=key,
+                        help="API key (default: $RTSP2JPG_API_KEY; the variable keeps it out of `ps`)")
+    parser.add_argument("--timeout", type=float, default=timeout, help="HTTP timeout in seconds (default 10)")
+
+
+def add_camera_parsers(sub: Any) -> None:
+    """`probe` and `snapshot` (direct.py: a camera, no service) and `cameras` (remote.py: a running service)."""
+    probe = sub.add_parser("probe", help="which capture sources open a camera, with codec, size, fps, time to frame")
+    probe.add_argument("url", help="rtsp:// or rtsps:// URL (the password is never printed)")
+    probe.add_argument("--seconds", type=float, default=2.0, help="how long to count frames per source (default 2)")
+    probe.add_argument("--timeout", type=float, default=0, help="open/read timeout in seconds (default: config)")
+    probe.add_argument("--config", "-c", help="config file for capture.* defaults (default: $RTSP2JPG_CONFIG)")
+    probe.add_argument("--json", action="store_true", help="print the report as JSON")
+    probe.set_defaults(func=cmd_probe)
+
+    snap = sub.add_parser("snapshot", help="save one JPEG from a camera and exit")
+    snap.add_argument("url", help="rtsp:// or rtsps:// URL")
+    snap.add_argument("-o", "--output", required=True, help="file to write, or - for stdout")
+    snap.add_argument("-q", "--quality", type=int, default=85, choices=range(1, 101), metavar="1-100")
+    snap.add_argument("--width", type=int, default=0, help="scale down to this width (keeps aspect)")
+    snap.add_argument("--prefer", choices=PREFERENCES, default="default")
+    snap.add_argument("--timeout", type=float, default=0, help="open/read timeout in seconds (default: config)")
+    snap.add_argument("--config", "-c", help="config file for capture.* defaults")
+    snap.set_defaults(func=cmd_snapshot)
+
+    cams = sub.add_parser("cameras", help="list, add or remove cameras of a running service")
+    _service_options(cams, os.environ.get("RTSP2JPG_URL", "http://127.0.0.1:8080"), "", 10.0)
+    # The same options are accepted after the action too (`cameras list --url ...`).
+    after = argparse.ArgumentParser(add_help=False)
+    _service_options(after, argparse.SUPPRESS, argparse.SUPPRESS, argparse.SUPPRESS)
+    actions = cams.add_subparsers(dest="action", required=True)
+    ls = actions.add_parser("list", help="every camera with its status", parents=[after])
+    ls.add_argument("--json", action="store_true", help="print the service's JSON")
+    add = actions.add_parser("add", help="register a camera; prints its id", parents=[after])
+    add.add_argument("rtsp_url")
+    add.add_argument("--name", default="")
+    add.add_argument("--prefer", choices=PREFERENCES, default="default")
+    rm = actions.add_parser("remove", help="unregister a camera", parents=[after])
+    rm.add_argument("camera_id")
+    cams.set_defaults(func=cmd_cameras)
 
 
 def add_fleet_parser(sub: Any) -> argparse.ArgumentParser:
