@@ -17,17 +17,18 @@ import json
 import sys
 import time
 
-from rtsp2jpg import pipeline
+from rtsp2jpg.capture import opencv as pipeline
+from rtsp2jpg.capture import sources
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.demo import decode_stamp
+from rtsp2jpg.demo.timecode import decode_stamp
 
 
-def spec_for(mode: str, url: str, caps: pipeline.Capabilities) -> pipeline.SourceSpec:
+def spec_for(mode: str, url: str, caps: sources.Capabilities) -> sources.SourceSpec:
     if mode == "ffmpeg":
         pipeline.configure_ffmpeg("tcp")
-        return pipeline.candidates(url, CaptureConfig(decoder="ffmpeg"), caps)[0]
+        return sources.candidates(url, CaptureConfig(decoder="ffmpeg"), caps)[0]
     cfg = CaptureConfig(decoder="software", codec="h264", keyframes_only=mode == "gst-key")
-    spec = pipeline.candidates(url, cfg, caps)[0]
+    spec = sources.candidates(url, cfg, caps)[0]
     if mode == "gst-bgr":
         target = spec.target.replace("video/x-raw,format=I420", "videoconvert ! video/x-raw,format=BGR")
         return dataclasses.replace(spec, target=target, pixel_format="BGR")

@@ -1,6 +1,6 @@
 """freshness: how old served frames are, measured end to end with the time the source drew into them.
 
-The demo stream carries its wall-clock draw time in the picture (`rtsp2jpg.demo.decode_stamp`);
+The demo stream carries its wall-clock draw time in the picture (`rtsp2jpg.demo.timecode.decode_stamp`);
 age = time the response arrived - that stamp. Polling at 0.2/s, 1/s and 10/s, and `after=`
 long-polls (every frame, as soon as it exists), one pattern at a time against one 720p25 camera.
 Bodies are decoded after each pattern so decoding never competes with the service.
@@ -17,7 +17,7 @@ import numpy as np
 from bench.client import LongPoller, Poller, Sample
 from bench.context import Context
 from bench.harness import percentile, single_camera_service
-from rtsp2jpg.demo import decode_stamp
+from rtsp2jpg.demo.timecode import decode_stamp
 
 PATTERNS = (("poll_0.2/s", 0.2, 25.0), ("poll_1/s", 1.0, 12.0), ("poll_10/s", 10.0, 8.0), ("after_longpoll", 0.0, 8.0))
 TARGET_P99_MS = 120.0

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from rtsp_server import RtspServer, wait_until  # noqa: E402
 from service_process import ServiceProcess  # noqa: E402
 
-from rtsp2jpg.demo import decode_stamp  # noqa: E402
+from rtsp2jpg.demo.timecode import decode_stamp  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:

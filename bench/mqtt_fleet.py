@@ -1,6 +1,6 @@
 """Fleet scale bench: N simulated devices x M cameras against one local mosquitto.
 
-Each simulated device is one MQTT connection following the contract (rtsp2jpg/topics.py): a Will,
+Each simulated device is one MQTT connection following the contract (rtsp2jpg/mqtt/contract.py): a Will,
 retained `online`, `state`, one retained status per camera. A share of cameras then flaps
 (active <-> connecting, one status message per transition, as the service publishes them) while
 `rtsp2jpg fleet --json` reads the whole fleet; a wildcard subscriber counts the message rate.
@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from mosquitto import Mosquitto  # noqa: E402
 
-from rtsp2jpg import topics as contract  # noqa: E402
+from rtsp2jpg.mqtt import contract as contract  # noqa: E402
 
 
 class Stats:

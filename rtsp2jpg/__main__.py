@@ -1,3 +1,3 @@
-from rtsp2jpg.cli import main
+from rtsp2jpg.cli.main import main
 
 raise SystemExit(main())

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rtsp2jpg.urls import UrlError, canonical, validate_rtsp_url
+from rtsp2jpg.salvage import Corrupt, is_corrupt, salvage
+from rtsp2jpg.urls import canonical
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class Registry:
         try:
             self._open(busy_timeout_sec)
         except sqlite3.DatabaseError as e:
-            if not _is_corrupt(e):
+            if not is_corrupt(e):
                 raise
             self._recover(busy_timeout_sec, str(e))
 
@@ -80,9 +81,9 @@ class Registry:
             problem = self._db.execute("PRAGMA integrity_check(1)").fetchone()[0]
             if problem != "ok":
                 self._db.close()
-                raise _Corrupt(f"integrity check failed: {problem}")
+                raise Corrupt(f"integrity check failed: {problem}")
         except (OSError, sqlite3.Error) as e:
-            if isinstance(e, sqlite3.DatabaseError) and _is_corrupt(e):
+            if isinstance(e, sqlite3.DatabaseError) and is_corrupt(e):
                 raise
             if not self._open_read_only(busy_timeout_sec):
                 raise RegistryError(f"cannot open camera registry {self.path}: {e}") from None
@@ -225,107 +226,6 @@ class Registry:
                 self._db.close()
             except sqlite3.Error:  # pragma: no cover - closing a closed connection is a no-op
                 pass
-
-
-class _Corrupt(sqlite3.DatabaseError):
-    """The file opened but failed SQLite's integrity check."""
-
-
-_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB (extended codes keep these in the low byte)
-
-
-def _is_corrupt(e: sqlite3.DatabaseError) -> bool:
-    """Corruption, as opposed to a locked, read-only or full database (those keep their own handling)."""
-    if isinstance(e, _Corrupt):
-        return True
-    code = getattr(e, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF in _CORRUPT_CODES:
-        return True
-    # A damaged schema-format field in the header is a plain SQLITE_ERROR "unsupported file format".
-    text = str(e)
-    return any(marker in text for marker in ("malformed", "not a database", "unsupported file format"))
-
-
-def salvage(path: Path) -> list[Registration]:
-    """Every cameras row of a damaged file that still reads, best effort, never raising.
-
-    A scan stops at the first bad page, so: forward until it fails, backward until it fails, then
-    each rowid in between on its own (a lookup walks from the root and can skip a bad leaf).
-    """
-    found: dict[int, Registration] = {}
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0,
-                             check_same_thread=False, isolation_level=None)
-    except sqlite3.Error:
-        return []
-    try:  # lets SQLite read a file shorter than its header says (truncated) instead of refusing it
-        db.execute("PRAGMA writable_schema=ON")
-    except sqlite3.Error:
-        pass
-    select = "SELECT rowid, id, url, name, prefer, created_at FROM cameras"
-    try:
-        for order in ("ASC", "DESC"):
-            try:
-                for row in db.execute(f"{select} ORDER BY rowid {order}"):
-                    _keep(found, row)
-            except sqlite3.Error:
-                pass
-        if found:
-            low, high = min(found), max(found)
-            for rowid in range(max(1, low - 1000), high + 1000):
-                if rowid in found:
-                    continue
-                try:
-                    row = db.execute(f"{select} WHERE rowid = ?", (rowid,)).fetchone()
-                except sqlite3.Error:
-                    continue
-                if row:
-                    _keep(found, row)
-        _from_indexes(db, found)
-    finally:
-        db.close()
-    seen_ids: set[str] = set()
-    seen_urls: set[str] = set()
-    out = []
-    for reg in (found[k] for k in sorted(found)):
-        if reg.id not in seen_ids and reg.url not in seen_urls:
-            seen_ids.add(reg.id)
-            seen_urls.add(reg.url)
-            out.append(reg)
-    return out
-
-
-def _from_indexes(db: sqlite3.Connection, found: dict[int, Registration]) -> None:
-    """Rows whose table page is gone may survive in the two UNIQUE indexes: (id, rowid) and (url, rowid)."""
-    columns: list[dict[int, Any]] = []
-    for query in ("SELECT rowid, id FROM cameras INDEXED BY sqlite_autoindex_cameras_1",
-                  "SELECT rowid, url FROM cameras INDEXED BY sqlite_autoindex_cameras_2"):
-        values: dict[int, Any] = {}
-        try:
-            for rowid, value in db.execute(query):
-                values[rowid] = value
-        except sqlite3.Error:
-            pass
-        columns.append(values)
-    ids, urls = columns
-    for rowid in sorted(set(ids) & set(urls) - set(found)):
-        _keep(found, (rowid, ids[rowid], urls[rowid], "", "default", None))
-
-
-def _keep(found: dict[int, Registration], row: tuple[Any, ...]) -> None:
-    """Add a salvaged row if its values still have the stored types (garbage pages can decode oddly)."""
-    rowid, cid, url, name, prefer, created = row
-    if not (isinstance(rowid, int) and isinstance(cid, str) and cid and isinstance(url, str)):
-        return
-    try:
-        validate_rtsp_url(url)
-    except UrlError:
-        return
-    if not isinstance(created, int | float) or created != created:
-        created = time.time()
-    found[rowid] = Registration(cid, url, name if isinstance(name, str) else "",
-                                prefer if prefer in ("default", "ffmpeg", "gstreamer") else "default",
-                                float(created))
 
 
 class _Transaction:

@@ -2,7 +2,7 @@
 
 Integration tests use real parts, so cameras are a GStreamer RTSP server, not a fake: a test can
 kill it (camera gone), restart it on the same port (camera back) and read the capture time drawn
-into every frame (``rtsp2jpg.demo.decode_stamp``).
+into every frame (``rtsp2jpg.demo.timecode.decode_stamp``).
 """
 
 from __future__ import annotations

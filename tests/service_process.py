@@ -61,6 +61,7 @@ class ServiceProcess:
         self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.workdir / "service.log"
+        self.entry = ["-m", "rtsp2jpg"]  # or a test-only entry script (tests/wedged_serve.py)
 
     @property
     def base(self) -> str:
@@ -73,7 +74,7 @@ class ServiceProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         env.pop("RTSP2JPG_CONFIG", None)
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed by the process's lifetime
-        self.proc = subprocess.Popen([sys.executable, "-m", "rtsp2jpg", "serve", "--config", str(cfg_path)],
+        self.proc = subprocess.Popen([sys.executable, *self.entry, "serve", "--config", str(cfg_path)],
                                      cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout

@@ -317,9 +317,9 @@ def write_generated() -> None:
 
 def test_generated_role_files_fit_ansible_lint_line_length():
     """ansible-lint's production profile refuses lines over 160 characters; a long help text in
-    config.py becomes one in defaults/main.yml. Checked here without running ansible-lint."""
+    config/schema.py becomes one in defaults/main.yml. Checked here without running ansible-lint."""
     long_lines = [line for line in generated_defaults().splitlines() if len(line) > 160]
-    assert not long_lines, "shorten the help text in rtsp2jpg/config.py: " + "; ".join(long_lines)
+    assert not long_lines, "shorten the help text in rtsp2jpg/config/schema.py: " + "; ".join(long_lines)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from rtsp_server import wait_until
 
-from rtsp2jpg.camera import Camera, Status, StatusChange
+from rtsp2jpg.capture.camera import Camera, Status, StatusChange
+from rtsp2jpg.capture.frames import Frame
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.frames import Frame
 
 
 class Spec:

@@ -20,8 +20,8 @@ import re
 
 import pytest
 
+from rtsp2jpg.capture.chains import CHAINS, ELEMENTS, gst_pipelines, keyframes_wanted, quote
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.decoders import CHAINS, ELEMENTS, gst_pipelines, keyframes_wanted, quote
 
 URL = "rtsp://viewer:s3cret@192.168.1.10:554/stream1"
 BASE = {"rtspsrc", "appsink", "identity", "rtph264depay", "h264parse", "rtph265depay", "h265parse",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rtsp2jpg.board import _gi_finder, _inspect_finder, available_elements, detect_board
+from rtsp2jpg.capture.board import _gi_finder, _inspect_finder, available_elements, detect_board
 
 
 @pytest.mark.parametrize(("model", "tegra", "kind"), [

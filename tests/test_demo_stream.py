@@ -17,15 +17,8 @@ import numpy as np
 import pytest
 from rtsp_server import RtspServer, gst_rtsp_missing
 
-from rtsp2jpg.demo import (
-    BLOCK,
-    CODE_X,
-    CODE_Y,
-    FrameMaker,
-    StreamSpec,
-    decode_stamp,
-    read_code,
-)
+from rtsp2jpg.demo.server import StreamSpec
+from rtsp2jpg.demo.timecode import BLOCK, CODE_X, CODE_Y, FrameMaker, decode_stamp, read_code
 
 _missing = gst_rtsp_missing()
 if _missing:

@@ -10,9 +10,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from rtsp2jpg import cli, config, configdoc
-from rtsp2jpg.metrics import Metrics
-from rtsp2jpg.mjpeg import ViewerStats
+from rtsp2jpg import config
+from rtsp2jpg.cli import main as cli
+from rtsp2jpg.config import reference as configdoc
+from rtsp2jpg.web.metrics import Metrics
+from rtsp2jpg.web.mjpeg import ViewerStats
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
@@ -24,7 +26,7 @@ def read(name: str) -> str:
 
 def test_configuration_reference_is_the_generated_one():
     doc = read("configuration.md")
-    assert configdoc.splice(doc, configdoc.render()) == doc, "run: python -m rtsp2jpg.configdoc --write"
+    assert configdoc.splice(doc, configdoc.render()) == doc, "run: python -m rtsp2jpg.config.reference --write"
 
 
 def test_configuration_reference_lists_every_key_with_its_real_environment_name():
@@ -41,8 +43,8 @@ def test_configuration_reference_lists_every_key_with_its_real_environment_name(
 
 def routes() -> set[str]:
     found = set()
-    for module in ("http.py", "ops_routes.py"):
-        text = (REPO / "rtsp2jpg" / module).read_text()
+    for module in sorted((REPO / "rtsp2jpg" / "web").glob("*.py")):  # every route is declared in web/
+        text = module.read_text()
         for method, rule in re.findall(r'app\.(get|post|delete|put)\(\s*"([^"]+)"', text):
             rule = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: f"<{'id' if m.group(1) == 'camera_id' else m.group(1)}>",
                           rule)

@@ -15,7 +15,7 @@ import pytest
 from fault_servers import DemoRtsp, FakeRtsp, Relay, SilentServer
 from rtsp_server import wait_until
 
-from rtsp2jpg.demo import read_code
+from rtsp2jpg.demo.timecode import read_code
 
 FAST = {"decoder": "ffmpeg", "reconnect_delay_sec": 0.5, "reconnect_max_delay_sec": 2, "open_timeout_sec": 6,
         "stall_timeout_sec": 3}

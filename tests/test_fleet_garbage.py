@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from mosquitto import Mosquitto
 from test_mqtt_fleet import Stats, device, publish_retained
 
-from rtsp2jpg import fleet as fleet_mod
-from rtsp2jpg import topics as contract
+from rtsp2jpg.mqtt import contract
+from rtsp2jpg.mqtt import fleet as fleet_mod
 
 REPO = Path(__file__).resolve().parent.parent
 EXIT_CODES = {0, 1, 5}  # documented: ok, camera error/device offline, malformed messages skipped

@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtsp2jpg.frames import EncodeBudget, Frame, FrameSlot, fit_size
+from rtsp2jpg.capture.frames import EncodeBudget, Frame, FrameSlot, fit_size
 
 W, H = 640, 360
 

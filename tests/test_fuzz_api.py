@@ -14,17 +14,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtsp2jpg import openapi
+from rtsp2jpg.web import openapi
 
 FUZZ_EXAMPLES = int(os.environ.get("RTSP2JPG_FUZZ_EXAMPLES", "1000"))
 
 
 def _app_routes(tmp_path):
-    from rtsp2jpg import app as app_mod
-    from rtsp2jpg import config, http
+    from rtsp2jpg import config
+    from rtsp2jpg import service as app_mod
+    from rtsp2jpg.capture.backend import default_backend
+    from rtsp2jpg.web import app as http
 
     cfg = config.load(env={}, overrides={"storage": {"db_path": str(tmp_path / "r.db")}})
-    service = app_mod.Service(cfg, app_mod.default_backend(cfg))
+    service = app_mod.Service(cfg, default_backend(cfg))
     try:
         return {(r.method.lower(), openapi.openapi_path(r.rule)) for r in http.make_app(service).routes}
     finally:
@@ -35,7 +37,7 @@ def test_openapi_document_matches_the_routes(tmp_path):
     """Every Bottle route is described, and the document describes nothing the app lacks."""
     routes = _app_routes(tmp_path)
     missing = sorted(r for r in routes if r not in openapi.OPERATIONS)
-    assert not missing, f"describe these routes in rtsp2jpg/openapi.py OPERATIONS: {missing}"
+    assert not missing, f"describe these routes in rtsp2jpg/web/openapi.py OPERATIONS: {missing}"
     doc = openapi.document((m.upper(), p) for m, p in routes)
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
     assert documented == routes

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from rtsp_server import wait_until
 
-from rtsp2jpg import pipeline
-from rtsp2jpg.camera import Camera, Status
+from rtsp2jpg.capture import opencv as pipeline
+from rtsp2jpg.capture import sources
+from rtsp2jpg.capture.camera import Camera, Status
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.demo import decode_stamp
+from rtsp2jpg.demo.timecode import decode_stamp
 
 CAPS = pipeline.capabilities()
 pytestmark = pytest.mark.skipif(not CAPS.backends["gstreamer"] or "avdec_h264" not in CAPS.elements,
@@ -88,8 +89,8 @@ def test_keyframes_only_camera(service_factory, rtsp) -> None:
 def test_broken_candidate_fails_and_the_next_one_is_chosen(rtsp) -> None:
     """Trial with real pipelines: a deliberately broken element, then an H.265 chain on an H.264
     stream (opens nothing), then the right one."""
-    good = pipeline.candidates(rtsp.url("cam"), CaptureConfig(codec="h264", **FAST), CAPS)[0]
-    hevc = pipeline.candidates(rtsp.url("cam"), CaptureConfig(codec="h265", **FAST), CAPS)[0]
+    good = sources.candidates(rtsp.url("cam"), CaptureConfig(codec="h264", **FAST), CAPS)[0]
+    hevc = sources.candidates(rtsp.url("cam"), CaptureConfig(codec="h265", **FAST), CAPS)[0]
     broken = dataclasses.replace(good, label="gstreamer/broken",
                                  target=good.target.replace("avdec_h264", "avdec_h264_no_such_element"))
     cam = Camera("trial", "", rtsp.url("cam"), CaptureConfig(**FAST), [broken, hevc, good],
@@ -103,7 +104,7 @@ def test_broken_candidate_fails_and_the_next_one_is_chosen(rtsp) -> None:
 
 
 def test_capture_retrieves_bgr_from_raw_yuv(rtsp) -> None:
-    spec = pipeline.candidates(rtsp.url("cam"), CaptureConfig(codec="h264", **FAST), CAPS)[0]
+    spec = sources.candidates(rtsp.url("cam"), CaptureConfig(codec="h264", **FAST), CAPS)[0]
     assert spec.pixel_format == "I420" and "BGR" not in spec.target
     capture = pipeline.open_source(spec)
     try:
@@ -126,7 +127,7 @@ def test_hostile_urls_parse_to_the_same_elements() -> None:
     urls = ["rtsp://h/x?location=/etc/passwd", "rtsp://h/filesrc/location=x",
             "rtsp://us%22er:p%22%20%21%20filesrc%20location%3D%2Fetc%2Fpasswd%5C@h:554/x"]
     for url in urls:
-        (spec,) = [s for s in pipeline.candidates(url, CaptureConfig(codec="h264"), CAPS) if s.backend == "gstreamer"]
+        (spec,) = [s for s in sources.candidates(url, CaptureConfig(codec="h264"), CAPS) if s.backend == "gstreamer"]
         bin_ = Gst.parse_launch(spec.target)
         names = sorted(e.get_factory().get_name() for e in bin_.children)
         assert names == sorted(["rtspsrc", "rtph264depay", "h264parse", "avdec_h264", "capsfilter", "appsink"])

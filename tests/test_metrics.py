@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rtsp_server import wait_until
 
-from rtsp2jpg.metrics import Metrics, escape, mqtt_state
+from rtsp2jpg.web.metrics import Metrics, escape, mqtt_state
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

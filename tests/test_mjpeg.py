@@ -9,8 +9,8 @@ import threading
 import numpy as np
 from rtsp_server import wait_until
 
-from rtsp2jpg import mjpeg
-from rtsp2jpg.frames import Frame, FrameSlot
+from rtsp2jpg.capture.frames import Frame, FrameSlot
+from rtsp2jpg.web import mjpeg
 
 
 class Viewer(threading.Thread):

@@ -15,7 +15,7 @@ import pytest
 from mosquitto import Mosquitto, free_port
 from paho.mqtt.enums import CallbackAPIVersion
 
-from rtsp2jpg import topics as contract
+from rtsp2jpg.mqtt import contract
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,9 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from rtsp2jpg import config, topics
-from rtsp2jpg.camera import Status, StatusChange
-from rtsp2jpg.mqtt import MAX_PENDING, Publisher
+from rtsp2jpg import config
+from rtsp2jpg.capture.camera import Status, StatusChange
+from rtsp2jpg.mqtt import contract as topics
+from rtsp2jpg.mqtt.publisher import MAX_PENDING, Publisher
 
 
 def fake_service(camera_ids: list[str], device_id: str = "edge-01") -> SimpleNamespace:

@@ -1,10 +1,10 @@
-"""pipeline.candidates(): order and fallbacks over capabilities (pure: nothing is opened here)."""
+"""sources.candidates(): order and fallbacks over capabilities (pure: nothing is opened here)."""
 
 from __future__ import annotations
 
+from rtsp2jpg.capture.chains import ELEMENTS
+from rtsp2jpg.capture.sources import Capabilities, candidates, parse_build_info
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.decoders import ELEMENTS
-from rtsp2jpg.pipeline import Capabilities, candidates, parse_build_info
 
 URL = "rtsp://127.0.0.1:8554/cam"
 SOFT = frozenset({"rtspsrc", "appsink", "identity", "rtph264depay", "h264parse", "rtph265depay", "h265parse",

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 from rtsp_server import wait_until
 
-from rtsp2jpg.camera import Camera, Status
+from rtsp2jpg.capture.camera import Camera, Status
+from rtsp2jpg.capture.rtsp import ProbeResult
 from rtsp2jpg.config import CaptureConfig
-from rtsp2jpg.rtsp import ProbeResult
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """A camera that drips its RTSP reply a byte at a time must not hold our RTSP clients, or a camera's stop.
 
 Real sockets throughout: `DripServer` (tests/fault_servers.py) answers one byte every 0.3 s for
-ever, so a per-recv timeout never fires; only the total deadline of rtspio ends the wait. Against the
+ever, so a per-recv timeout never fires; only the total deadline of rtsp/wire.py ends the wait. Against the
 real service, a camera pointing at it shows a clear error, and unregister/stop end it promptly.
 """
 
@@ -18,9 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rtsp_server import wait_until
 
-from rtsp2jpg import rtspio
-from rtsp2jpg.rtsp import probe
-from rtsp2jpg.rtspcheck import diagnose
+from rtsp2jpg.capture.rtsp import diagnose, probe
+from rtsp2jpg.capture.rtsp import wire as rtspio
 
 SECRET = "Dr1p-Secret"
 SLACK = 2.0  # generous: a loaded 2-core machine, not a stopwatch
@@ -193,13 +192,14 @@ def test_ffmpeg_open_against_a_drip_ends_in_the_open_timeout(service_factory) ->
 def test_gstreamer_open_against_a_drip_leaves_at_most_one_thread_behind() -> None:
     """rtspsrc's tcp-timeout is per read: against a drip its open blocks as long as the drip lasts.
     The open is abandoned after open_timeout_sec, and no second one starts while it is blocked."""
-    pipeline = pytest.importorskip("rtsp2jpg.pipeline")
+    pipeline = pytest.importorskip("rtsp2jpg.capture.opencv")
+    from rtsp2jpg.capture import sources
     from rtsp2jpg.config import CaptureConfig
 
     caps = pipeline.capabilities()
     with DripServer("header", prompt=("OPTIONS",)) as drip:
         cfg = CaptureConfig(open_timeout_sec=2, decoder="software")
-        specs = [s for s in pipeline.candidates(drip.url(), cfg, caps) if s.backend == "gstreamer"]
+        specs = [s for s in sources.candidates(drip.url(), cfg, caps) if s.backend == "gstreamer"]
         if not specs:
             pytest.skip("no GStreamer software pipeline in this OpenCV")
         with pytest.raises(pipeline.SourceError, match="no frame within the open timeout"):

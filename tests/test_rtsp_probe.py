@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from rtsp_server import wait_until
 
-from rtsp2jpg.rtsp import authorization, codec_from_sdp, parse_challenge, probe
+from rtsp2jpg.capture.rtsp.client import authorization, parse_challenge
+from rtsp2jpg.capture.rtsp.probe import codec_from_sdp, probe
 
 SDP_H264 = """v=0
 o=- 1 1 IN IP4 127.0.0.1
@@ -152,7 +153,7 @@ FAST = {"reconnect_delay_sec": 0.5, "reconnect_max_delay_sec": 2, "open_timeout_
 
 
 def _gstreamer_software() -> bool:
-    from rtsp2jpg import pipeline
+    from rtsp2jpg.capture import opencv as pipeline
 
     caps = pipeline.capabilities()
     return caps.backends["gstreamer"] and "avdec_h264" in caps.elements
@@ -167,7 +168,7 @@ def test_service_reports_401_and_streams_with_quoted_credentials(service_factory
         {"id": "good", "url": auth_rtsp.url()},
     ]})
     assert wait_until(lambda: svc.status("bad")["status"] == "error", 20)
-    assert "(401)" in svc.status("bad")["error"]  # said by rtspcheck after the failed trial
+    assert "(401)" in svc.status("bad")["error"]  # said by rtsp.diagnose after the failed trial
     assert wait_until(lambda: svc.status("good")["status"] == "active", 30), svc.status("good")
     assert svc.status("good")["backend"] == "gstreamer/avdec_h264"
     assert svc.get("/snapshot/good").status == 200

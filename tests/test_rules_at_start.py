@@ -15,7 +15,7 @@ from fault_servers import SilentServer
 from rtsp_server import wait_until
 from service_process import ServiceProcess
 
-from rtsp2jpg.camera import Camera, Status
+from rtsp2jpg.capture.camera import Camera, Status
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.urls import check_allowed
 
@@ -149,7 +149,8 @@ def test_register_check_and_start_is_atomic(tmp_path: Path) -> None:
     """In process, with the window between "no camera yet" and "camera inserted" widened to 50 ms
     (a slow candidates()): 20 threads register one URL, exactly one Camera and one thread exist."""
     from rtsp2jpg import config
-    from rtsp2jpg.app import Backend, Service
+    from rtsp2jpg.capture.backend import Backend
+    from rtsp2jpg.service import Service
 
     def slow_candidates(*_: Any) -> list[str]:
         time.sleep(0.05)

@@ -105,12 +105,12 @@ def _fetch_some(port: int, path: str, limit: int = 1 << 16) -> str:
 
 def test_native_stderr_redactor_filters_fd2(tmp_path):
     """Unit: what a C library writes to fd 2 is redacted, URLs and bare (decoded) passwords alike."""
-    from rtsp2jpg.nativelog import NativeStderrRedactor
+    from rtsp2jpg.process.nativelog import NativeStderrRedactor
 
     out = tmp_path / "stderr.txt"
     code = (
         "import os, sys\n"
-        "from rtsp2jpg.nativelog import NativeStderrRedactor\n"
+        "from rtsp2jpg.process.nativelog import NativeStderrRedactor\n"
         f"r = NativeStderrRedactor(lambda: {urls.passwords('rtsp://u:' + ENCODED + '@h/')!r})\n"
         "r.start()\n"
         f"os.write(2, b'VIDEOIO(FFMPEG): trying capture filename=rtsp://u:{ENCODED}@h:554/x\\n')\n"
@@ -156,14 +156,16 @@ def test_api_key_checked_in_constant_time(service_factory, monkeypatch, tmp_path
     assert svc.post("/register", {"rtsp_url": "rtsp://127.0.0.1:9/x"}).status == 401
 
     # In process: the comparison goes through hmac.compare_digest, never ==.
-    from rtsp2jpg import app as app_mod
-    from rtsp2jpg import config, http
+    from rtsp2jpg import config
+    from rtsp2jpg import service as app_mod
+    from rtsp2jpg.capture.backend import default_backend
+    from rtsp2jpg.web import app as http
 
     calls = []
     real = http.hmac.compare_digest
     monkeypatch.setattr(http.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
     cfg = config.load(env={}, overrides={"http": {"api_key": key}, "storage": {"db_path": str(tmp_path / "r.db")}})
-    service = app_mod.Service(cfg, app_mod.default_backend(cfg))
+    service = app_mod.Service(cfg, default_backend(cfg))
     try:
         status, _ = _wsgi(http.make_app(service), "GET", "/cameras", {"HTTP_X_API_KEY": "wrong"})
         assert status.startswith("401") and calls
@@ -210,7 +212,7 @@ def test_whatever_passes_validation_is_a_plain_rtsp_url(text):
 
 def test_opencv_is_never_handed_another_scheme():
     """Defence in depth: even a SourceSpec built by mistake cannot make FFmpeg open a file."""
-    from rtsp2jpg import pipeline
+    from rtsp2jpg.capture import opencv as pipeline
 
     for target in ("file:///etc/passwd", "/etc/passwd", "concat:a|b", "http://127.0.0.1:9/"):
         with pytest.raises(pipeline.SourceError, match="refusing"):

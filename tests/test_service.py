@@ -17,7 +17,7 @@ import pytest
 from rtsp_server import RtspServer, wait_until
 from service_process import REPO, ServiceProcess, http
 
-from rtsp2jpg.demo import decode_stamp
+from rtsp2jpg.demo.timecode import decode_stamp
 
 FAST = {"reconnect_delay_sec": 0.5, "reconnect_max_delay_sec": 2, "open_timeout_sec": 5, "stall_timeout_sec": 3}
 
@@ -255,7 +255,7 @@ def test_without_key_mutations_only_from_loopback(service_factory) -> None:
 
 def test_missing_opencv_is_a_clear_startup_error(tmp_path: Path) -> None:
     code = ("import sys; sys.modules['cv2'] = None\n"
-            "from rtsp2jpg.cli import main\n"
+            "from rtsp2jpg.cli.main import main\n"
             "raise SystemExit(main(['serve', '--port', '0']))")
     env = {**os.environ, "RTSP2JPG_DB_PATH": str(tmp_path / "r.db")}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env,

@@ -18,8 +18,7 @@ from rtsp_server import wait_until
 from service_process import http
 from test_systemd_notify import NotifySocket
 
-from rtsp2jpg.app import probe_http
-from rtsp2jpg.serving import effective_connection_limit
+from rtsp2jpg.serve import effective_connection_limit, probe_http
 
 WATCHDOG_USEC = 2_000_000  # a ping every second while healthy
 

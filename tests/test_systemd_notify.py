@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import wait_until
 
-from rtsp2jpg.sdnotify import Notifier
+from rtsp2jpg.process.sdnotify import Notifier
 
 WATCHDOG_USEC = 2_000_000  # pings every 1 s
 UNREACHABLE = "rtsp://127.0.0.1:9/none"  # connection refused at once: a camera that never goes active
@@ -87,7 +87,7 @@ def test_notifier_outside_systemd_is_a_no_op_and_respects_watchdog_pid() -> None
 
 def test_journald_is_recognised_by_device_and_inode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A child that inherited $JOURNAL_STREAM but writes elsewhere keeps its timestamps."""
-    from rtsp2jpg.logs import _is_journal
+    from rtsp2jpg.process.logs import _is_journal
 
     with open(tmp_path / "journal", "w") as journal, open(tmp_path / "file", "w") as other:
         st = os.fstat(journal.fileno())
@@ -101,8 +101,9 @@ def test_ready_status_watchdog_wedge_and_stopping(service_factory, notify_socket
     wedge = tmp_path / "wedge"
     svc = service_factory(
         {"cameras": [{"id": "door", "url": UNREACHABLE}]},
-        env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": str(WATCHDOG_USEC),
-             "RTSP2JPG_TEST_WEDGE_SUPERVISOR": str(wedge)}, start=False)
+        env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": str(WATCHDOG_USEC)},
+        start=False)
+    svc.entry = [str(Path(__file__).with_name("wedged_serve.py")), str(wedge)]  # the supervisor hook, injected
     # Play journald: $JOURNAL_STREAM names the device:inode of the service's stderr (its log file).
     svc.workdir.mkdir(parents=True, exist_ok=True)
     svc.log_path.touch()
@@ -177,7 +178,8 @@ def _swallow(fn, *args, **kw) -> None:
 def test_a_capture_thread_that_dies_makes_the_service_unhealthy(tmp_path: Path) -> None:
     """The supervisor's other half: a capture thread that ended without being stopped."""
     from rtsp2jpg import config
-    from rtsp2jpg.app import Backend, Service
+    from rtsp2jpg.capture.backend import Backend
+    from rtsp2jpg.service import Service
 
     def open_source(_spec: object) -> None:
         raise SystemExit  # a BaseException: nothing in the capture loop catches it, the thread just ends

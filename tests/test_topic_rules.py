@@ -16,7 +16,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtsp2jpg import config, topics
+from rtsp2jpg import config
+from rtsp2jpg.mqtt import contract as topics
 
 REPO = Path(__file__).resolve().parent.parent
 BAD = ["home/#", "home/+/x", "#", "+", "", "/home", "home/", "a//b", "a\x00b", "a\nb", "\x1b[31m", "x" * 201]

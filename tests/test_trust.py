@@ -1,5 +1,5 @@
 """Issue 11 sections 2-4: cross-site control, DNS rebinding, reverse proxies, and settings that
-protect nothing. Pure-function properties of rtsp2jpg.trust, then the real service over a socket."""
+protect nothing. Pure-function properties of rtsp2jpg.web.trust, then the real service over a socket."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from rtsp2jpg import config
-from rtsp2jpg.trust import Trust, json_body_problem, split_host
+from rtsp2jpg.web.trust import Trust, json_body_problem, split_host
 
 HOSTNAME = socket.gethostname().lower()
 SHORT = HOSTNAME.split(".")[0]

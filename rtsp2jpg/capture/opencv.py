@@ -1,0 +1,185 @@
+"""OpenCV: the only module that imports cv2.
+
+sources.py decides which sources a camera tries (pure); `open_source()` turns one into a `Capture`
+with timeouts set, so no call blocks for ever. GStreamer sources hand raw
+YUV to the appsink; `Capture.retrieve()` converts to BGR only the frames someone wants (DESIGN 3).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+
+from rtsp2jpg.capture import board
+from rtsp2jpg.capture import chains as decoders
+from rtsp2jpg.capture.frames import fit_size
+from rtsp2jpg.capture.sources import Capabilities, SourceError, SourceSpec, parse_build_info
+from rtsp2jpg.urls import UrlError, redact, validate_rtsp_url
+
+log = logging.getLogger(__name__)
+
+# YUV layouts an appsink may hand over, and the conversion applied to a retrieved frame.
+_TO_BGR = {"I420": cv2.COLOR_YUV2BGR_I420, "NV12": cv2.COLOR_YUV2BGR_NV12}
+
+# FFmpeg demuxer options are process-wide in OpenCV (an environment variable read at open time).
+# nobuffer: without it the first frames after open() are ~1.2 s old (FFmpeg probes ~1 s of stream).
+FFMPEG_OPTIONS = "rtsp_transport;{transport}|fflags;nobuffer|max_delay;500000"
+
+
+def capabilities(finder: Callable[[str], bool] | None = None, model_path: str = board.DEVICE_TREE_MODEL,
+                 tegra_path: str = board.TEGRA_RELEASE) -> Capabilities:
+    """Backends of this cv2, the GStreamer elements present (only if cv2 can use them), the board."""
+    backends = parse_build_info(cv2.getBuildInformation())
+    elements = board.available_elements(decoders.ELEMENTS, finder) if backends["gstreamer"] else frozenset()
+    found = board.detect_board(model_path, tegra_path)
+    return Capabilities(cv2_version=cv2.__version__, cv2_file=getattr(cv2, "__file__", "?"), backends=backends,
+                        decoders={name: name in elements for name in decoders.DECODER_ELEMENTS},
+                        board=found.kind, board_model=found.model, elements=elements)
+
+
+def configure_ffmpeg(transport: str) -> None:
+    """Set FFmpeg's demuxer options once, before any capture opens (they are read per open)."""
+    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = FFMPEG_OPTIONS.format(transport=transport)
+
+
+class Capture:
+    """An opened cv2.VideoCapture: grab every frame, retrieve only the ones someone wants."""
+
+    def __init__(self, spec: SourceSpec, cap: Any, primed: bool = False) -> None:
+        self.spec = spec
+        self._cap = cap
+        self._to_bgr = _TO_BGR.get(spec.pixel_format)
+        self._primed = primed  # a first frame was grabbed while opening: the next grab() is free
+
+    def grab(self) -> bool:
+        if self._primed:
+            self._primed = False
+            return True
+        return bool(self._cap.grab())
+
+    def retrieve(self) -> np.ndarray | None:
+        """The grabbed frame as BGR; raw YUV (height * 3/2 rows of one channel) is converted here,
+        so only frames someone asked for pay for the conversion."""
+        ok, image = self._cap.retrieve()
+        if not ok or image is None or not image.size:
+            return None
+        if self._to_bgr is not None:
+            if image.ndim != 2 or image.shape[0] % 3:
+                return None
+            image = cv2.cvtColor(image, self._to_bgr)
+        return image
+
+    def nominal_fps(self) -> float:
+        """The stream's frame rate as the source reports it (GStreamer: from the caps), 0 if unknown."""
+        try:
+            fps = float(self._cap.get(cv2.CAP_PROP_FPS))
+        except cv2.error:
+            return 0.0
+        return round(fps, 2) if 0 < fps < 1000 else 0.0
+
+    def release(self) -> None:
+        self._cap.release()
+
+
+# Pipeline descriptions whose open was abandoned and is still blocked in OpenCV (see _open_gstreamer).
+_BLOCKED: dict[str, int] = {}
+_BLOCKED_LOCK = threading.Lock()
+
+
+def _open_gstreamer(spec: SourceSpec) -> Capture:
+    """Open a GStreamer pipeline and wait for its first frame at most `spec.open_timeout_sec`.
+
+    OpenCV 4.6's GStreamer backend has no open or read timeout: a server that accepts PLAY and
+    sends nothing keeps the first grab() waiting for ever. So the open and the first grab run in a
+    helper thread; past the timeout the caller moves on and the helper releases the capture if
+    its grab ever returns (if it never does, that thread and pipeline stay behind: logged).
+    rtspsrc has no total deadline (its tcp-timeout is per read): a camera dripping a byte every
+    0.3 s held an open for as long as it dripped (measured: > 40 s with a 3 s open timeout), so
+    while one open of a pipeline is still blocked, no second one is started: one left-behind
+    thread per source at most, not one per reconnect.
+    """
+    with _BLOCKED_LOCK:
+        if _BLOCKED.get(spec.target):
+            raise SourceError(f"{spec.label}: an earlier open of this stream is still blocked; not starting another")
+    lock = threading.Lock()
+    done = threading.Event()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        cap = None
+        ok = False
+        try:
+            cap = cv2.VideoCapture(spec.target, cv2.CAP_GSTREAMER)
+            ok = bool(cap.isOpened() and cap.grab())
+        except cv2.error as e:
+            box["error"] = redact(str(e)).strip()
+        with lock:
+            box.update(cap=cap, ok=ok)
+            abandoned = box.get("abandoned", False)
+            done.set()
+        if abandoned:
+            with _BLOCKED_LOCK:
+                _BLOCKED[spec.target] -= 1
+                if not _BLOCKED[spec.target]:
+                    del _BLOCKED[spec.target]
+            if cap is not None:
+                cap.release()
+            log.info("%s: an abandoned open finally returned; released", spec.label)
+
+    threading.Thread(target=work, name=f"open-{spec.label}", daemon=True).start()
+    done.wait(spec.open_timeout_sec)
+    with lock:
+        if not done.is_set():
+            box["abandoned"] = True
+            with _BLOCKED_LOCK:
+                _BLOCKED[spec.target] = _BLOCKED.get(spec.target, 0) + 1
+            log.warning("%s: no frame within %.0fs; the blocked open is left to finish in the background",
+                        spec.label, spec.open_timeout_sec)
+            raise SourceError(f"{spec.label}: no frame within the open timeout")
+    cap = box.get("cap")
+    if box.get("error"):
+        raise SourceError(f"{spec.label}: {box['error']}")
+    if not box.get("ok"):
+        if cap is not None:
+            cap.release()
+        raise SourceError(f"{spec.label}: could not open the stream (unreachable, refused, no frame)")
+    return Capture(spec, cap, primed=True)
+
+
+def open_source(spec: SourceSpec) -> Capture:
+    """Open `spec` (blocking at most its open timeout); raise SourceError with a redacted reason."""
+    if spec.backend == "gstreamer":
+        return _open_gstreamer(spec)
+    try:  # FFmpeg opens anything it has a protocol for (file:, concat:, http:): only rtsp(s) gets here
+        validate_rtsp_url(spec.target)
+    except UrlError as e:
+        raise SourceError(f"{spec.label}: refusing to open: the URL {e}") from None
+    api = cv2.CAP_FFMPEG
+    params = [x for name, value in spec.params if hasattr(cv2, "CAP_PROP_" + name)
+              for x in (getattr(cv2, "CAP_PROP_" + name), value)]
+    try:
+        cap = cv2.VideoCapture(spec.target, api, params)
+    except cv2.error as e:
+        raise SourceError(f"{spec.label}: {redact(str(e)).strip()}") from None
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"{spec.label}: could not open the stream (unreachable, refused or timed out)")
+    return Capture(spec, cap)
+
+
+def encode_jpeg(image: np.ndarray, quality: int, width: int = 0, height: int = 0) -> bytes:
+    """JPEG of `image`, scaled to fit width/height (0 = keep) without changing the aspect ratio."""
+    h, w = image.shape[:2]
+    size = fit_size(w, h, width, height)  # the same rule Frame.jpeg keys its cache by
+    if size != (w, h):
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # pragma: no cover - imencode fails only on invalid images, which retrieve() filters
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()

@@ -1,0 +1,80 @@
+"""The RTSP client's one request path: a request over wire.py's bounded exchange, the Digest/Basic answer to
+a challenge, and DESCRIBE with its authenticated retry. probe.py (the codec) and diagnose.py (why an open
+failed) both speak through it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+
+from rtsp2jpg.capture.rtsp import wire
+
+USER_AGENT = "rtsp2jpg"
+_AUTH_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """`Digest realm="x", nonce="y"` -> ("digest", {"realm": "x", "nonce": "y"})."""
+    scheme, _, rest = header.strip().partition(" ")
+    params = {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+              for m in _AUTH_PARAM.finditer(rest)}
+    return scheme.lower(), params
+
+
+def authorization(challenges: list[str], method: str, uri: str, user: str, password: str,
+                  cnonce: str | None = None) -> str | None:
+    """The Authorization header answering the strongest challenge we speak (Digest MD5, then Basic)."""
+    parsed = [parse_challenge(c) for c in challenges]
+    for scheme, params in parsed:
+        if scheme == "digest" and params.get("algorithm", "MD5").upper() == "MD5" and "nonce" in params:
+            realm, nonce = params.get("realm", ""), params["nonce"]
+            ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()  # noqa: S324 - RFC 2617
+            ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()  # noqa: S324
+            fields = [f'username="{user}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"']
+            qops = [q.strip() for q in params.get("qop", "").split(",") if q.strip()]
+            if "auth" in qops:
+                cnonce = cnonce or os.urandom(8).hex()
+                nc = "00000001"
+                response = hashlib.md5(  # noqa: S324
+                    f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+                fields += ["qop=auth", f"nc={nc}", f'cnonce="{cnonce}"']
+            else:
+                response = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()  # noqa: S324
+            fields.append(f'response="{response}"')
+            if "opaque" in params:
+                fields.append(f'opaque="{params["opaque"]}"')
+            return "Digest " + ", ".join(fields)
+    if any(scheme == "basic" for scheme, _ in parsed):
+        import base64
+
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    return None
+
+
+def request(sock: socket.socket, method: str, uri: str, cseq: int, auth: str | None,
+             deadline: wire.Deadline) -> wire.Response:
+    lines = [f"{method} {uri} RTSP/1.0", f"CSeq: {cseq}", f"User-Agent: {USER_AGENT}", "Accept: application/sdp"]
+    if auth:
+        lines.append(f"Authorization: {auth}")
+    return wire.exchange(sock, lines, deadline)
+
+
+def describe(sock: socket.socket, bare: str, user: str | None, password: str | None,
+             deadline: wire.Deadline) -> tuple[wire.Response, bool]:
+    """DESCRIBE `bare` (a URL without credentials); on a 401, once more with credentials if we have them
+    and speak the camera's scheme. Returns the last reply and whether an authenticated retry was sent."""
+    resp = request(sock, "DESCRIBE", bare, 1, None, deadline)
+    if resp.status != 401 or user is None:
+        return resp, False
+    auth = authorization(resp.headers.get("www-authenticate", []), "DESCRIBE", bare, user, password or "")
+    if auth is None:
+        return resp, False
+    return request(sock, "DESCRIBE", bare, 2, auth, deadline), True
+
+
+def options(sock: socket.socket, bare: str, deadline: wire.Deadline) -> wire.Response:
+    """OPTIONS: does something answer RTSP at all (prepares no media, logs nobody in)."""
+    return request(sock, "OPTIONS", bare, 1, None, deadline)

@@ -1,0 +1,75 @@
+"""A camera's state and its views: Status, StatusChange (what listeners get), Stats (what the thread counts),
+and the one place that turns them into the JSON of /status, MQTT and /cameras."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from rtsp2jpg.urls import redact
+
+
+class Status(str, Enum):
+    CONNECTING = "connecting"
+    ACTIVE = "active"
+    ERROR = "error"
+    INACTIVE = "inactive"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    camera_id: str
+    status: Status
+    previous: Status
+    since: float
+    error: str
+
+
+@dataclass
+class Stats:
+    """Counters the thread writes and readers copy; plain assignments, no lock needed."""
+
+    frames: int = 0
+    reconnects: int = 0
+    decode_errors: int = 0
+    last_seen: float = 0.0  # epoch of the last grabbed frame
+    fps: float = 0.0
+    width: int = 0
+    height: int = 0
+    backend: str = ""
+
+
+# rtsp.Diagnosis kinds that settle an open attempt without asking OpenCV.
+DEFINITE_FAILURES = frozenset({"refused", "unreachable", "no_answer", "auth", "not_found"})
+
+
+class CameraState(Protocol):
+    """What the views read from a camera (capture.camera.Camera)."""
+
+    id: str
+    name: str
+    url: str
+    source: str
+    status: Status
+    since: float
+    error: str
+    stats: Stats
+
+
+def status_view(cam: CameraState) -> dict[str, Any]:
+    """Status as /status and MQTT show it; never the URL's password."""
+    s = cam.stats
+    return {"token": cam.id, "id": cam.id, "name": cam.name, "status": cam.status.value,
+            "since": cam.since, "last_seen": s.last_seen or None, "backend": s.backend or None,
+            "error": cam.error or None, "fps": s.fps, "width": s.width or None,
+            "height": s.height or None, "frames": s.frames, "reconnects": max(0, s.reconnects - 1)}
+
+
+def list_view(cam: CameraState) -> dict[str, Any]:
+    """One entry of GET /cameras: the URL shown redacted."""
+    return {"id": cam.id, "token": cam.id, "name": cam.name, "url": redact(cam.url), "source": cam.source,
+            "status": cam.status.value, "last_seen": cam.stats.last_seen or None,
+            "backend": cam.stats.backend or None, "fps": cam.stats.fps,
+            "size": [cam.stats.width, cam.stats.height] if cam.stats.width else None}

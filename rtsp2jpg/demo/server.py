@@ -1,0 +1,252 @@
+"""A real RTSP server with synthetic cameras whose frames say when they were drawn.
+
+Tests and benchmarks need a camera they can start, kill and restart on a free port, and a way to
+measure snapshot age end to end: every frame carries its wall-clock capture time as a grid of large
+black/white blocks in its top-left corner (see ``read_code``) that survives H.264/H.265 and JPEG at
+quality 50.
+
+Run: ``python3 -m rtsp2jpg.demo [--host H] [--port P] [--stream NAME=WxH@FPS[:h264|h265] ...]``.
+It prints one line ``READY rtsp://H:P`` once listening, then serves ``rtsp://H:P/NAME`` until
+SIGTERM/SIGINT. GStreamer (PyGObject, GstRtspServer) is imported only when serving, so importing this
+module needs numpy alone. The time code itself: timecode.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rtsp2jpg.demo.timecode import BLOCK, CODE_HEIGHT, CODE_WIDTH, CODE_X, CODE_Y, FrameMaker
+
+_SPEC_RE = re.compile(r"^(?P<name>[\w.-]+)=(?P<w>\d+)x(?P<h>\d+)@(?P<fps>\d+)(?::(?P<codec>h264|h265))?$")
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One mount: ``NAME=WIDTHxHEIGHT@FPS[:h264|h265]``, served at ``rtsp://HOST:PORT/NAME``."""
+
+    name: str
+    width: int
+    height: int
+    fps: int
+    codec: str = "h264"
+
+    @classmethod
+    def parse(cls, text: str) -> StreamSpec:
+        """Parse and validate a ``--stream`` value; ValueError says what is wrong."""
+        m = _SPEC_RE.match(text.strip())
+        if not m:
+            raise ValueError(f"bad stream {text!r}: expected NAME=WIDTHxHEIGHT@FPS[:h264|h265]")
+        spec = cls(m["name"], int(m["w"]), int(m["h"]), int(m["fps"]), m["codec"] or "h264")
+        if spec.width % 2 or spec.height % 2:
+            raise ValueError(f"bad stream {text!r}: width and height must be even (I420)")
+        if spec.width < CODE_X + CODE_WIDTH + BLOCK or spec.height < CODE_Y + CODE_HEIGHT + BLOCK:
+            raise ValueError(f"bad stream {text!r}: at least {CODE_X + CODE_WIDTH + BLOCK}x"
+                             f"{CODE_Y + CODE_HEIGHT + BLOCK} needed for the time code")
+        if not 1 <= spec.fps <= 120:
+            raise ValueError(f"bad stream {text!r}: fps must be 1..120")
+        return spec
+
+    @property
+    def bitrate_kbps(self) -> int:
+        """About what an IP camera spends (~2.3 Mbit/s at 720p25); the encoder undershoots on easy frames."""
+        return max(256, self.width * self.height * self.fps // 10_000)
+
+    def launch(self) -> str:
+        """The media factory's pipeline description.
+
+        x264 runs with one thread: sliced threads with zerolatency made FFmpeg silently mis-decode
+        P-frames (DESIGN §9). The leaky queue before the payloader lets the pipeline drop encoded
+        frames rather than stall if a TCP client stops reading. A safety net only: with 1.22.0 a
+        SIGSTOPped TCP client did not stall another one even without it (120 s, 720p25: the
+        other kept 25 fps at ~0.1 s age either way).
+        """
+        caps = f"video/x-raw,format=I420,width={self.width},height={self.height},framerate={self.fps}/1"
+        gop = self.fps * 2
+        if self.codec == "h265":
+            enc = (f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} "
+                   f"bitrate={self.bitrate_kbps} ! h265parse config-interval=-1")
+            pay = "rtph265pay"
+        else:
+            enc = (f"x264enc tune=zerolatency speed-preset=ultrafast threads=1 key-int-max={gop} "
+                   f"bitrate={self.bitrate_kbps} ! h264parse config-interval=-1")
+            pay = "rtph264pay"
+        return (f"( appsrc name=src is-live=true do-timestamp=true block=false format=time "
+                f"leaky-type=downstream max-buffers=2 caps={caps} ! {enc} "
+                f"! queue leaky=downstream max-size-buffers={self.fps} max-size-bytes=0 max-size-time=0 "
+                f"! {pay} name=pay0 pt=96 config-interval=1 )")
+
+
+def _gst() -> Any:
+    """Import GStreamer lazily (the package must import without PyGObject)."""
+    import gi
+
+    gi.require_version("Gst", "1.0")
+    gi.require_version("GstApp", "1.0")
+    gi.require_version("GstRtspServer", "1.0")
+    gi.require_version("GstVideo", "1.0")
+    from gi.repository import GLib, Gst, GstApp, GstRtspServer, GstVideo
+
+    Gst.init(None)
+    return GLib, Gst, GstApp, GstRtspServer, GstVideo
+
+
+class _Pusher(threading.Thread):
+    """Feeds one media's appsrc at the stream's frame rate, stamping each frame as it is drawn.
+
+    Paced on the monotonic clock; if it falls behind by more than a frame it skips ahead rather
+    than bursting, so stamps stay honest about when a frame existed.
+    """
+
+    def __init__(self, spec: StreamSpec, appsrc: Any, gst: Any) -> None:
+        super().__init__(name=f"demo-push:{spec.name}", daemon=True)
+        self.spec, self.appsrc, self.gst = spec, appsrc, gst
+        self.stop_event = threading.Event()
+        self.maker = FrameMaker(spec.width, spec.height)
+
+    def _running_time(self, due: float) -> int:
+        """Running time of the scheduled instant ``due`` (monotonic s), or CLOCK_TIME_NONE.
+
+        Scheduled rather than actual push times keep the frame interval regular like a real
+        camera's (push jitter made FFmpeg warn about non-monotonic DTS). Without a clock (not yet
+        PLAYING) the buffer is left unstamped for do-timestamp to fill in.
+        """
+        clock = self.appsrc.get_clock()
+        if clock is None:
+            return self.gst.CLOCK_TIME_NONE
+        late_ns = time.monotonic_ns() - int(due * 1e9)
+        return max(0, clock.get_time() - self.appsrc.get_base_time() - late_ns)
+
+    def run(self) -> None:
+        period = 1.0 / self.spec.fps
+        due = time.monotonic()
+        frame = 0
+        while not self.stop_event.is_set():
+            delay = due - time.monotonic()
+            if delay > 0 and self.stop_event.wait(delay):
+                break
+            data = self.maker.draw(int(time.time() * 1000), frame)
+            # From bytes, not the array: PyGObject would convert an array element by element
+            # (45 ms per 720p frame) but copies bytes with one memcpy.
+            buf = self.gst.Buffer.new_wrapped(data.tobytes())
+            buf.pts = self._running_time(due)
+            ret = self.appsrc.push_buffer(buf)
+            if ret not in (self.gst.FlowReturn.OK, self.gst.FlowReturn.FLUSHING):
+                break  # EOS or error: the media is going away
+            frame += 1
+            due += period
+            if time.monotonic() - due > period:
+                due = time.monotonic()
+
+
+class DemoServer:
+    """GstRtspServer with one shared media factory per stream; call ``attach()`` then run a GLib loop.
+
+    Shared factory: all clients of a mount get one encoder, so the server's CPU does not grow with
+    the number of clients (benchmarks count it; a 720p25 encoder costs ~0.1 core). DESIGN §9 saw
+    simultaneous first clients wedge a shared 1.22 mount; with this design none did (4-8 FFmpeg
+    clients at once over TCP and UDP, 26 fresh-mount trials; 4 OpenCV clients x 12; 104 sessions
+    of connect/disconnect churn from 4 parallel loops), so sharing stays. Media are created on
+    demand (first DESCRIBE) and torn down when the last client leaves; each has its own pusher.
+    """
+
+    def __init__(self, host: str, port: int, specs: list[StreamSpec]) -> None:
+        self.GLib, self.Gst, _, rtsp, self.GstVideo = _gst()
+        self.host = host
+        self.specs = specs
+        self._pushers: set[_Pusher] = set()
+        self._lock = threading.Lock()
+        self.server = rtsp.RTSPServer()
+        self.server.set_address(host)
+        self.server.set_service(str(port))
+        self.server.connect("client-connected", self._on_client_connected)
+        mounts = self.server.get_mount_points()
+        for spec in specs:
+            factory = rtsp.RTSPMediaFactory()
+            factory.set_launch(spec.launch())
+            factory.set_shared(True)
+            factory.connect("media-configure", self._on_media_configure, spec)
+            mounts.add_factory(f"/{spec.name}", factory)
+        self.port = 0
+
+    def attach(self) -> int:
+        """Bind and listen; returns the bound port (useful with port 0)."""
+        if self.server.attach(None) == 0:
+            raise OSError(f"cannot listen on {self.host}:{self.server.get_service()}")
+        self.port = self.server.get_bound_port()
+        return self.port
+
+    def _on_media_configure(self, _factory: Any, media: Any, spec: StreamSpec) -> None:
+        appsrc = media.get_element().get_by_name("src")
+        pusher = _Pusher(spec, appsrc, self.Gst)
+        with self._lock:
+            self._pushers.add(pusher)
+        media.connect("unprepared", self._on_unprepared, pusher)
+        pusher.start()
+
+    def _on_client_connected(self, _server: Any, client: Any) -> None:
+        client.connect("play-request", self._on_play_request)
+
+    def _on_play_request(self, _client: Any, ctx: Any) -> None:
+        """Ask the encoder for a keyframe, so a client joining a shared media decodes at once
+        instead of waiting up to a GOP (2 s) for the next one, as many IP cameras do."""
+        pay = ctx.media.get_element().get_by_name("pay0") if ctx.media else None
+        if pay is not None:
+            pay.send_event(self.GstVideo.video_event_new_upstream_force_key_unit(
+                self.Gst.CLOCK_TIME_NONE, True, 0))
+
+    def _on_unprepared(self, _media: Any, pusher: _Pusher) -> None:
+        pusher.stop_event.set()
+        with self._lock:
+            self._pushers.discard(pusher)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop feeding frames; safe to call twice."""
+        with self._lock:
+            pushers, self._pushers = list(self._pushers), set()
+        for p in pushers:
+            p.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for p in pushers:
+            p.join(max(0.0, deadline - time.monotonic()))
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point: serve until SIGTERM/SIGINT, then exit 0."""
+    parser = argparse.ArgumentParser(prog="python3 -m rtsp2jpg.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8554, help="RTSP port; 0 picks a free one (default 8554)")
+    parser.add_argument("--stream", action="append", metavar="NAME=WxH@FPS[:h264|h265]",
+                        help="a mount to serve; repeatable (default demo=640x360@25:h264)")
+    args = parser.parse_args(argv)
+    try:
+        specs = [StreamSpec.parse(s) for s in args.stream or ["demo=640x360@25:h264"]]
+    except ValueError as e:
+        parser.error(str(e))
+    if len({s.name for s in specs}) != len(specs):
+        parser.error("stream names must be unique")
+
+    server = DemoServer(args.host, args.port, specs)
+    try:
+        port = server.attach()
+    except OSError as e:
+        print(f"rtsp2jpg.demo: {e}", file=sys.stderr)
+        return 1
+    loop = server.GLib.MainLoop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        server.GLib.unix_signal_add(server.GLib.PRIORITY_DEFAULT, sig, loop.quit)
+    print(f"READY rtsp://{_url_host(args.host)}:{port}", flush=True)
+    loop.run()
+    server.close()
+    return 0
+

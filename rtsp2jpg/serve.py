@@ -1,0 +1,201 @@
+"""The process: `run()` builds the Service and its web app, serves them on Waitress until SIGTERM/SIGINT,
+speaks systemd's notify protocol and filters fds 1 and 2 (process/). Below it, the Waitress server, with its
+connection limits chosen so slow or idle clients cannot stall it.
+
+Waitress reads requests asynchronously (a half-sent request holds no worker), but every open
+connection counts against `connection_limit`, and Waitress stops accepting at that limit. Its
+`channel_timeout` drops only *idle* connections: a client sending one header byte a second is never
+idle, so 100 such clients (Waitress's default limit) kept /health and the watchdog's self-probe
+out for as long as they trickled. Hence, deliberately:
+
+- `connection_limit` from `http.connection_limit` (500), kept under the open-files limit so an
+  accept cannot fail with EMFILE and starve the cameras' sockets;
+- every request must be complete within `http.request_timeout_sec` of its first byte, else the
+  connection is closed (checked on each loop pass, about once a second);
+- poll() rather than select(), which fails beyond 1024 descriptors;
+- idle keep-alive connections closed after `channel_timeout` (longer than a long-poll), checked every
+  CLEANUP_INTERVAL_SEC rather than Waitress's 30 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from http.client import HTTPConnection
+from typing import Any
+
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer, create_server
+
+from rtsp2jpg.capture.backend import Backend, default_backend
+from rtsp2jpg.config import Config, HttpConfig
+from rtsp2jpg.process import sdnotify
+from rtsp2jpg.service import Service
+
+log = logging.getLogger(__name__)
+
+CLEANUP_INTERVAL_SEC = 5
+BACKLOG = 1024  # connections the kernel holds for us while at connection_limit: they wait, not fail
+FD_RESERVE = 128  # descriptors left for cameras, the registry, MQTT and logs
+
+
+def _fd_soft_limit() -> int | None:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Linux
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def effective_connection_limit(configured: int, fd_limit: int | None) -> int:
+    """`configured`, lowered to leave FD_RESERVE descriptors free under the open-files limit."""
+    if fd_limit is None:
+        return configured
+    return max(16, min(configured, fd_limit - FD_RESERVE))
+
+
+_drops = {"count": 0, "logged_at": -1e9}  # touched only by Waitress's I/O thread
+
+
+def _note_drop(timeout: float) -> None:
+    """One warning a minute at most, with the count: a slowloris must not flood the log too."""
+    _drops["count"] += 1
+    now = time.monotonic()
+    if now - _drops["logged_at"] >= 60:
+        log.warning("closed %d connection(s) that did not send a whole request within %gs (slow or hostile "
+                    "clients; http.request_timeout_sec)", _drops["count"], timeout)
+        _drops.update(count=0, logged_at=now)
+
+
+class BoundedChannel(HTTPChannel):
+    """An HTTPChannel that drops a client whose request is not complete `request_timeout` s after it
+    began (Waitress only drops idle channels). All of it runs in Waitress's I/O thread."""
+
+    request_timeout = 10.0
+    _pending: Any = None  # the partial request being timed
+    _started = 0.0
+
+    def received(self, data: bytes) -> bool:
+        result = super().received(data)
+        if self.request is None:
+            self._pending = None
+        elif self.request is not self._pending:
+            self._pending, self._started = self.request, time.monotonic()
+        return result
+
+    def readable(self) -> bool:
+        if (self.request is not None and self.request is self._pending and not self.requests
+                and not self.will_close and time.monotonic() - self._started > self.request_timeout):
+            self.will_close = True  # writable() then closes it
+            _note_drop(self.request_timeout)
+        if self.will_close:
+            return False
+        return bool(super().readable())
+
+
+def make_server(app: Any, http: HttpConfig) -> Any:
+    """waitress.create_server with the limits above; the caller runs and closes it."""
+    limit = effective_connection_limit(http.connection_limit, _fd_soft_limit())
+    if limit < http.connection_limit:
+        log.warning("http.connection_limit %d lowered to %d: the open-files limit is %s (raise LimitNOFILE)",
+                    http.connection_limit, limit, _fd_soft_limit())
+    server = create_server(
+        app, host=http.host, port=http.port, threads=http.threads, ident="rtsp2jpg",
+        # Long-polls hold a connection quietly; a keep-alive client idle longer than this is dropped.
+        channel_timeout=max(30, int(http.long_poll_timeout_sec) + 10), cleanup_interval=CLEANUP_INTERVAL_SEC,
+        connection_limit=limit, backlog=BACKLOG, asyncore_use_poll=True,
+        max_request_body_size=http.max_body_bytes,
+        # Waitress must not strip forwarding headers: rtsp2jpg.web.trust needs to see them to refuse the
+        # loopback shortcut to an unlisted proxy (stripped, nginx's requests looked like local ones),
+        # and it follows them only from http.trusted_proxies (Waitress's trusted_proxy takes one IP).
+        clear_untrusted_proxy_headers=False)
+    channel = type("BoundedChannel", (BoundedChannel,), {"request_timeout": http.request_timeout_sec})
+    listeners = [server] if isinstance(server, BaseWSGIServer) else \
+        [d for d in getattr(server, "map", {}).values() if isinstance(d, BaseWSGIServer)]
+    for listener in listeners:
+        listener.channel_class = channel  # read per accept; nothing is accepted before run()
+    return server
+
+def probe_http(host: str, port: int, timeout: float) -> str | None:
+    """GET /health from our own server over loopback: None if it answered within `timeout`.
+
+    Any complete response counts: this asks whether the server and a worker are alive, not whether
+    the cameras are fine (a restart would not fix a camera, nor an auth rule on /health).
+    """
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    conn = HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", "/health")
+        conn.getresponse().read()
+    except OSError as e:
+        return f"HTTP server did not answer /health within {timeout:g}s ({type(e).__name__})"
+    finally:
+        conn.close()
+    return None
+
+
+def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], None] | None = None,
+        supervisor_tick_hook: Callable[[threading.Event], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit code. Under systemd, speaks the notify protocol."""
+    from rtsp2jpg.process.nativelog import NativeStderrRedactor
+    from rtsp2jpg.web.app import make_app
+
+    # OpenCV/FFmpeg/GStreamer write to fd 2 directly, past the redacting log formatter: filter fd 2 too.
+    services: list[Service] = []
+    secrets = lambda: [p for s in services for p in s.secrets]  # noqa: E731
+    redactors = [NativeStderrRedactor(secrets, fd) for fd in (2, 1)]
+    for redactor in redactors:
+        redactor.start()
+    try:
+        backend = backend or default_backend(config)
+        service = Service(config, backend, supervisor_tick_hook=supervisor_tick_hook)
+    except BaseException:
+        for redactor in redactors:
+            redactor.stop()  # give fds 1 and 2 back so the caller's error message is not lost with the pumps
+        raise
+    services.append(service)
+    http = config.http
+    # Connection limit, request deadline, poll(): see make_server below (slowloris). Long-polls hold a
+    # worker; a bounded queue warning stays quiet (see DESIGN 9 on waitress.queue).
+    server = make_server(make_app(service), http)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    host = getattr(server, "effective_host", http.host)
+    port = server.effective_port  # type: ignore[attr-defined]
+    notifier = sdnotify.Notifier()
+    # Long enough for a worker to free up when long-polls hold them all (a busy server is healthy),
+    # short enough that the ping still lands before systemd's deadline (2 x the ping interval).
+    probe_timeout = max(1.0, 0.6 * (notifier.watchdog_sec or 10.0))
+
+    def problem() -> str | None:
+        """Healthy = the supervisor ticked recently, every capture thread runs, and HTTP answers itself."""
+        return service.supervisor_problem() or probe_http(host, port, probe_timeout)
+
+    systemd = sdnotify.NotifyLoop(notifier, problem, service.summary)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        raise SystemExit(0)  # waitress's run() turns this into a clean shutdown of its threads
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        service.start()
+        log.info("serving on http://%s:%s", http.host, port)
+        systemd.start()  # READY=1 once /health answers; WATCHDOG=1 while healthy
+        if ready:
+            ready(server)
+        server.run()
+    except SystemExit:
+        pass
+    finally:
+        systemd.stop()  # STOPPING=1 first: no watchdog ping may follow it
+        server.close()
+        service.stop()
+        log.info("stopped")
+        for redactor in redactors:
+            redactor.stop()
+    return 0

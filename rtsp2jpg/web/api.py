@@ -1,0 +1,169 @@
+"""The HTTP API's routes: /health, /register, /unregister and DELETE /cameras, /cameras, /status, /snapshot.
+
+app.py builds the Bottle app (errors, host check, same-origin JSON, API key) and hands the guards here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Any
+
+import bottle
+
+from rtsp2jpg.capture.camera import Camera
+from rtsp2jpg.capture.sources import PREFERENCES
+from rtsp2jpg.capture.status import list_view
+from rtsp2jpg.registry import RegistryError
+from rtsp2jpg.service import CapacityError, ConflictError, Service
+from rtsp2jpg.urls import NotAllowedError, UrlError
+from rtsp2jpg.web.limits import MAX_DIMENSION, long_poll_budget, number
+
+log = logging.getLogger(__name__)
+
+UNCOUNTED_WAIT_SEC = 0.25  # a snapshot may wait this long for a fresher frame without a long-poll slot
+_fail = bottle.HTTPError
+
+
+@dataclass(frozen=True)
+class Guards:
+    """What every route calls first (from app.py): the API-key/loopback check, the read check, the lookup."""
+
+    authorize: Callable[[bool], None]
+    protect_reads: Callable[[], None]
+    camera_or_404: Callable[[str], Camera]
+    read_json: Callable[[], dict[str, Any]]
+
+
+def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
+    http = service.config.http
+    authorize, protect_reads, camera_or_404, read_json = (guards.authorize, guards.protect_reads,
+                                                          guards.camera_or_404, guards.read_json)
+    # Every request that may park a worker waiting for a frame takes a slot: ?after= long-polls and
+    # plain snapshots waiting for a fresher frame (max_age, throttled cameras) alike. MJPEG viewers
+    # come out of the same workers, so long-polls and streams never add up to every worker.
+    long_polls = threading.BoundedSemaphore(long_poll_budget(http))
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return service.health()
+
+    @app.post("/register")
+    def register() -> dict[str, Any]:
+        authorize(mutating=True)
+        data = read_json()
+        url, name, prefer = data.get("rtsp_url"), data.get("name", ""), data.get("prefer")
+        if not isinstance(url, str):
+            raise _fail(400, "rtsp_url is required and must be a string")
+        # Control characters, line separators and lone surrogates: header/log injection or a 500 in SQLite.
+        if not isinstance(name, str) or len(name) > 200 or any(
+                unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in name):
+            raise _fail(400, "name must be a string of at most 200 printable characters")
+        if prefer is None or prefer == "":
+            prefer = "default"
+        if not isinstance(prefer, str) or prefer not in PREFERENCES:  # `[] or "default"` used to pass
+            raise _fail(400, f"prefer must be one of {', '.join(PREFERENCES)}")
+        try:
+            cam, _created = service.register(url, name, prefer)
+        except NotAllowedError as e:
+            raise _fail(403, f"rtsp_url {e}") from None
+        except CapacityError as e:
+            raise _fail(409, str(e)) from None
+        except UrlError as e:
+            raise _fail(400, f"rtsp_url {e}") from None
+        except RegistryError as e:
+            log.error("register failed: %s", e)
+            raise _fail(503, "camera registry is not writable; see the service log", Retry_After="30") from None
+        return {"token": cam.id, "id": cam.id, "backend": cam.stats.backend or cam.prefer,
+                "status": cam.status.value}
+
+    def unregister(camera_id: str) -> dict[str, Any]:
+        authorize(mutating=True)
+        try:
+            removed = service.unregister(camera_id)
+        except ConflictError as e:
+            raise _fail(409, str(e)) from None
+        except RegistryError as e:
+            log.error("unregister failed: %s", e)
+            raise _fail(503, "camera registry is not writable; see the service log", Retry_After="30") from None
+        return {"ok": True} if removed else {"ok": True, "message": "already removed"}
+
+    app.post("/unregister/<camera_id>", callback=unregister)
+    app.delete("/cameras/<camera_id>", callback=unregister)
+
+    @app.get("/cameras")
+    def cameras() -> str:
+        if http.api_key:
+            authorize(mutating=False)
+        bottle.response.content_type = "application/json"
+        return json.dumps([list_view(c) for c in service.cameras()])
+
+    @app.get("/status/<camera_id>")
+    def status(camera_id: str) -> dict[str, Any]:
+        protect_reads()
+        return camera_or_404(camera_id).describe()
+
+    def snapshot(camera_id: str) -> bytes:
+        protect_reads()
+        cam = camera_or_404(camera_id)
+        quality = number("q", int, 1, 100) or cam.cfg.jpeg_quality
+        width = number("width", int, 1, MAX_DIMENSION) or 0
+        height = number("height", int, 1, MAX_DIMENSION) or 0
+        max_age = number("max_age", float, 0, 86400)
+        after = number("after", int, 0, 2**62)
+        if after is not None:
+            if not long_polls.acquire(blocking=False):
+                raise _fail(503, "too many long-polls in progress", Retry_After="1")
+            try:
+                frame = cam.wait_after(after, http.long_poll_timeout_sec)
+            finally:
+                long_polls.release()
+            if frame is None:
+                bottle.response.status = 304
+                return b""
+        else:
+            fps = cam.stats.fps or 10.0
+            # Wait up to a few frame intervals (plus what the throttle still withholds) for a newer frame.
+            wait = min(http.long_poll_timeout_sec, max(0.25, 3.0 / fps) + cam.cfg.read_throttle_sec)
+            # The slot's frame is served as is only while it is about the newest the stream can give
+            # (1.5 frame intervals absorb arrival jitter); otherwise wait for the next one. A 0.1 s
+            # floor here served a 10/s poller the frame converted after its previous poll, ~90 ms old.
+            freshness = max_age if max_age is not None else max(cam.cfg.read_throttle_sec, 1.5 / fps)
+            frame = cam.snapshot(freshness, 0.0)  # never blocks: the slot's frame, a newer one asked for
+            if frame is None or frame.age() > freshness:
+                # A long wait (max_age, a throttled or stalled camera) holds a worker: only within the
+                # long-poll share. Twelve max_age waits on a throttled camera used to hold all 4
+                # workers, and /health waited 9.3 s behind them. Without a slot, wait no longer than a
+                # snapshot of a live stream may anyway: answering at once served a camera's frame
+                # from 15 s before (no reader had asked since) when 64 clients started together.
+                held = wait > UNCOUNTED_WAIT_SEC and long_polls.acquire(blocking=False)
+                try:
+                    frame = cam.snapshot(freshness, wait if held else min(wait, UNCOUNTED_WAIT_SEC))
+                finally:
+                    if held:
+                        long_polls.release()
+            if frame is None:
+                raise _fail(503, "No frame available yet", Retry_After="1")
+            if max_age is not None and frame.age() > max_age:
+                raise _fail(503, f"no frame newer than {max_age:g}s (camera is {cam.status.value})",
+                            Retry_After="1")
+        etag = f'"{frame.seq}"'
+        headers = bottle.response
+        headers.set_header("ETag", etag)
+        headers.set_header("Last-Modified", formatdate(frame.captured_at, usegmt=True))
+        headers.set_header("X-Frame-Timestamp", f"{frame.captured_at:.3f}")
+        headers.set_header("X-Frame-Seq", str(frame.seq))
+        headers.set_header("Cache-Control", "no-store")
+        if bottle.request.environ.get("HTTP_IF_NONE_MATCH") == etag:  # get_header: 500 on non-UTF-8
+            bottle.response.status = 304
+            return b""
+        headers.content_type = "image/jpeg"
+        return frame.jpeg(service.backend.encode_jpeg, quality, width, height)
+
+    app.get("/snapshot/<camera_id>.jpg", callback=snapshot)
+    app.get("/snapshot/<camera_id>", callback=snapshot)
