@@ -63,7 +63,10 @@ def test_register_unregister_100_cameras_returns_to_baseline(service_factory, rt
             after.append(_counts(pid))
             print(f"round {round_ + 1}: idle {idle}, peak {peak}, after {after[-1]}")
         assert all(a["threads"] == idle["threads"] for a in after), (idle, after)
-        assert all(a["fds"] == idle["fds"] for a in after), (idle, after)
+        # No more fds than at idle, and the same count every round. Not "== idle": the idle count can
+        # include one transient descriptor (seen: 15 at idle, 14 after each of three rounds).
+        assert all(a["fds"] <= idle["fds"] for a in after), (idle, after)
+        assert len({a["fds"] for a in after}) == 1, (idle, after)
         # Round 1 warms up OpenCV/FFmpeg and the allocator; later rounds must not keep growing.
         growth_mb = (after[-1]["rss_kb"] - after[0]["rss_kb"]) / 1024
         print(f"RSS growth from round 1 to round {ROUNDS}: {growth_mb:.1f} MB")
