@@ -35,6 +35,18 @@ def _listener(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
+def read_request_head(conn: socket.socket, buf: bytes) -> tuple[list[str], bytes] | None:
+    """The next request's head lines from `conn` (after what `buf` holds), and the bytes after it;
+    None when the client closed first."""
+    while b"\r\n\r\n" not in buf:
+        data = conn.recv(4096)
+        if not data:
+            return None
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return head.decode("latin-1").split("\r\n"), rest
+
+
 class _Server:
     """A listening socket with an accept thread; subclasses handle each connection in a thread."""
 
@@ -124,13 +136,10 @@ class FakeRtsp(_Server):
     def serve(self, conn: socket.socket) -> None:
         buf = b""
         while not self._stop.is_set():
-            while b"\r\n\r\n" not in buf:
-                data = conn.recv(4096)
-                if not data:
-                    return
-                buf += data
-            head, _, buf = buf.partition(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
+            request = read_request_head(conn, buf)
+            if request is None:
+                return
+            lines, buf = request
             method, url = (lines[0].split(" ") + ["", ""])[:2]
             headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
             length = int(headers.get("content-length", "0") or 0)
@@ -186,13 +195,10 @@ class DripServer(_Server):
     def serve(self, conn: socket.socket) -> None:
         buf = b""
         while not self._stop.is_set():
-            while b"\r\n\r\n" not in buf:
-                data = conn.recv(4096)
-                if not data:
-                    return
-                buf += data
-            head, _, buf = buf.partition(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
+            request = read_request_head(conn, buf)
+            if request is None:
+                return
+            lines, buf = request
             method = lines[0].split(" ")[0]
             cseq = next((ln.split(":", 1)[1].strip() for ln in lines[1:] if ln.lower().startswith("cseq:")), "0")
             self.methods.append(method)

@@ -126,3 +126,14 @@ class ServiceProcess:
             self.stop()
         finally:
             self.kill()
+
+
+def lan_address() -> str | None:
+    """This machine's non-loopback IPv4 address (the one a LAN client would reach), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))
+            addr = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if addr.startswith("127.") else addr

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from rtsp_server import RtspServer, wait_until
-from service_process import REPO, ServiceProcess, http
+from service_process import REPO, ServiceProcess, http, lan_address
 
 from rtsp2jpg.demo.timecode import decode_stamp
 
@@ -232,18 +232,10 @@ def test_api_key_protects_mutations_and_listing(service_factory, rtsp: RtspServe
     assert svc.post(f"/unregister/{token}").status == 401
 
 
-def _non_loopback_address() -> str | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("10.255.255.255", 1))
-            addr = s.getsockname()[0]
-        except OSError:
-            return None
-    return None if addr.startswith("127.") else addr
 
 
 def test_without_key_mutations_only_from_loopback(service_factory) -> None:
-    addr = _non_loopback_address()
+    addr = lan_address()
     if addr is None:
         pytest.skip("this machine has no non-loopback IPv4 address to connect from")
     svc = service_factory({"http": {"host": "0.0.0.0"}})

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from service_process import lan_address
 
 from rtsp2jpg import config
 from rtsp2jpg.web.trust import Trust, json_body_problem, split_host
@@ -354,14 +355,6 @@ def test_trusted_proxy_names_the_client(service_factory):
 
 # --- through a real nginx, configured as docs/deployment.md says ----------------------------------
 
-def _lan_address() -> str | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("10.255.255.255", 1))
-            addr = s.getsockname()[0]
-        except OSError:
-            return None
-    return None if addr.startswith("127.") else addr
 
 
 def _documented_nginx_server(upstream: int, listen: int) -> str:
@@ -440,7 +433,7 @@ def test_through_the_documented_nginx(service_factory, tmp_path, trusted):
     """nginx on the device forwards everyone from 127.0.0.1. Without http.trusted_proxies nobody may
     change anything through it (fail closed); with it, the client it names decides."""
     Nginx.binary()
-    lan = _lan_address()
+    lan = lan_address()
     svc = service_factory({"http": {"allowed_hosts": ["cams.example.com"],
                                     "trusted_proxies": ["127.0.0.1"] if trusted else []}})
     proxy = Nginx(tmp_path / "nginx", svc.port)
