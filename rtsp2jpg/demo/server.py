@@ -9,6 +9,11 @@ Run: ``python3 -m rtsp2jpg.demo [--host H] [--port P] [--stream NAME=WxH@FPS[:h2
 It prints one line ``READY rtsp://H:P`` once listening, then serves ``rtsp://H:P/NAME`` until
 SIGTERM/SIGINT. GStreamer (PyGObject, GstRtspServer) is imported only when serving, so importing this
 module needs numpy alone. The time code itself: timecode.py.
+
+Frames are pushed only while the appsrc is PLAYING (see ``_Pusher``): a frame stamped while the
+media was going to PLAYING once carried the absolute clock time as its running time (hours ahead),
+and the RTSP stream's syncing sink waited for it, so that client, and on a shared mount every
+later one, got a session but no frame.
 """
 
 from __future__ import annotations
@@ -61,8 +66,9 @@ class StreamSpec:
     def launch(self) -> str:
         """The media factory's pipeline description.
 
-        x264 runs with one thread: sliced threads with zerolatency made FFmpeg silently mis-decode
-        P-frames (DESIGN §9). The leaky queue before the payloader lets the pipeline drop encoded
+        No do-timestamp: the pusher stamps every buffer (see ``_Pusher``). x264 runs with one
+        thread: sliced threads with zerolatency made FFmpeg silently mis-decode P-frames
+        (DESIGN §9). The leaky queue before the payloader lets the pipeline drop encoded
         frames rather than stall if a TCP client stops reading. A safety net only: with 1.22.0 a
         SIGSTOPped TCP client did not stall another one even without it (120 s, 720p25: the
         other kept 25 fps at ~0.1 s age either way).
@@ -77,7 +83,7 @@ class StreamSpec:
             enc = (f"x264enc tune=zerolatency speed-preset=ultrafast threads=1 key-int-max={gop} "
                    f"bitrate={self.bitrate_kbps} ! h264parse config-interval=-1")
             pay = "rtph264pay"
-        return (f"( appsrc name=src is-live=true do-timestamp=true block=false format=time "
+        return (f"( appsrc name=src is-live=true block=false format=time "
                 f"leaky-type=downstream max-buffers=2 caps={caps} ! {enc} "
                 f"! queue leaky=downstream max-size-buffers={self.fps} max-size-bytes=0 max-size-time=0 "
                 f"! {pay} name=pay0 pt=96 config-interval=1 )")
@@ -102,7 +108,21 @@ class _Pusher(threading.Thread):
 
     Paced on the monotonic clock; if it falls behind by more than a frame it skips ahead rather
     than bursting, so stamps stay honest about when a frame existed.
+
+    It draws and pushes only while the appsrc is PLAYING, and stamps every buffer itself (the
+    launch line has no do-timestamp). The wedge this avoids: the pusher starts in
+    ``media-configure``, and its first frame raced the media's first PAUSED->PLAYING. GstPipeline
+    hands its clock to every element before the bin sets each one's base time, sources last, so for
+    a moment the appsrc had a clock and base time 0. A frame stamped then, by ``clock - base_time``
+    here or by appsrc's do-timestamp (which does the same at push), got the clock's absolute time
+    (the host's uptime, 3:21:01 in the measured case) as running time; the RTSP stream's sink, which
+    syncs, waited for that, and the queue and encoder behind it stalled. Such a session never got a
+    frame, and on a shared mount neither did any client that joined it. Once the appsrc is PLAYING
+    its base time is set; a later pause and resume only re-bases it, which leaves frames stamped
+    before the pause behind the resumed running time (late, sent at once), never ahead.
     """
+
+    POLL_S = 0.005  # how often to look whether the appsrc is PLAYING (yet or again)
 
     def __init__(self, spec: StreamSpec, appsrc: Any, gst: Any) -> None:
         super().__init__(name=f"demo-push:{spec.name}", daemon=True)
@@ -110,16 +130,19 @@ class _Pusher(threading.Thread):
         self.stop_event = threading.Event()
         self.maker = FrameMaker(spec.width, spec.height)
 
-    def _running_time(self, due: float) -> int:
-        """Running time of the scheduled instant ``due`` (monotonic s), or CLOCK_TIME_NONE.
+    def _running_time(self, due: float) -> int | None:
+        """Running time of the scheduled instant ``due`` (monotonic s), or None unless PLAYING.
 
         Scheduled rather than actual push times keep the frame interval regular like a real
-        camera's (push jitter made FFmpeg warn about non-monotonic DTS). Without a clock (not yet
-        PLAYING) the buffer is left unstamped for do-timestamp to fill in.
+        camera's (push jitter made FFmpeg warn about non-monotonic DTS). The state is read before
+        the clock and base time: an element is PLAYING only after its bin has set its base time
+        (see the class docstring for what a clock without one did).
         """
+        if self.appsrc.get_state(0)[1] != self.gst.State.PLAYING:
+            return None
         clock = self.appsrc.get_clock()
         if clock is None:
-            return self.gst.CLOCK_TIME_NONE
+            return None
         late_ns = time.monotonic_ns() - int(due * 1e9)
         return max(0, clock.get_time() - self.appsrc.get_base_time() - late_ns)
 
@@ -131,11 +154,17 @@ class _Pusher(threading.Thread):
             delay = due - time.monotonic()
             if delay > 0 and self.stop_event.wait(delay):
                 break
+            pts = self._running_time(due)
+            if pts is None:  # not PLAYING: nothing to stamp against; draw nothing, wait for it
+                if self.stop_event.wait(self.POLL_S):
+                    break
+                due = time.monotonic()
+                continue
             data = self.maker.draw(int(time.time() * 1000), frame)
             # From bytes, not the array: PyGObject would convert an array element by element
             # (45 ms per 720p frame) but copies bytes with one memcpy.
             buf = self.gst.Buffer.new_wrapped(data.tobytes())
-            buf.pts = self._running_time(due)
+            buf.pts = pts
             ret = self.appsrc.push_buffer(buf)
             if ret not in (self.gst.FlowReturn.OK, self.gst.FlowReturn.FLUSHING):
                 break  # EOS or error: the media is going away
@@ -149,11 +178,18 @@ class DemoServer:
     """GstRtspServer with one shared media factory per stream; call ``attach()`` then run a GLib loop.
 
     Shared factory: all clients of a mount get one encoder, so the server's CPU does not grow with
-    the number of clients (benchmarks count it; a 720p25 encoder costs ~0.1 core). DESIGN §9 saw
-    simultaneous first clients wedge a shared 1.22 mount; with this design none did (4-8 FFmpeg
-    clients at once over TCP and UDP, 26 fresh-mount trials; 4 OpenCV clients x 12; 104 sessions
-    of connect/disconnect churn from 4 parallel loops), so sharing stays. Media are created on
-    demand (first DESCRIBE) and torn down when the last client leaves; each has its own pusher.
+    the number of clients (benchmarks count it; a 720p25 encoder costs ~0.1 core). Media are
+    created on demand (first DESCRIBE) and torn down when the last client leaves; each has its own
+    pusher.
+
+    Sessions that got no frame at all (DESIGN §9 saw them with simultaneous first clients; they
+    kept showing up now and then, shared or not) were not a sharing problem: a fresh media's
+    first frame, pushed while the media went to PLAYING, was stamped hours ahead and the stream's
+    sink waited for it (see ``_Pusher``). Shared, the stuck pipeline stalled every client of that
+    media until the stuck one left. Pushing only while PLAYING ended it: in a loop opening both
+    mounts with FFmpeg and ``cam`` with GStreamer (3 fresh media a round), the old stamping failed
+    in round 0 or 1 of each of 2 runs, the new one 0 times in 2 x 80 rounds; 4 simultaneous
+    first FFmpeg clients all decoded (6 of 6 trials). So sharing stays.
     """
 
     def __init__(self, host: str, port: int, specs: list[StreamSpec]) -> None:
