@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,19 +16,6 @@ from service_process import ServiceProcess  # noqa: E402
 __all__ = ["wait_until"]
 
 
-def _serves_frames(server: RtspServer, name: str) -> bool:
-    """One frame from `name` within a few seconds (OpenCV's FFmpeg backend, in this process)."""
-    import cv2
-
-    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|fflags;nobuffer")
-    cap = cv2.VideoCapture(server.url(name), cv2.CAP_FFMPEG,
-                           [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 8000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000])
-    try:
-        return cap.isOpened() and cap.grab()
-    finally:
-        cap.release()
-
-
 @pytest.fixture(scope="session")
 def _rtsp_session() -> Iterator[RtspServer]:
     server = RtspServer(streams={"cam": "640x360@25:h264", "hevc": "640x360@25:h265"})
@@ -40,17 +26,16 @@ def _rtsp_session() -> Iterator[RtspServer]:
 
 @pytest.fixture
 def rtsp(_rtsp_session: RtspServer) -> RtspServer:
-    """The session's RTSP server (`cam` H.264, `hevc` H.265), checked before each test.
+    """The session's RTSP server (`cam` H.264, `hevc` H.265), started again if a test stopped it.
 
-    On a loaded machine a shared mount of the demo server now and then stops sending (a known issue
-    of the test server, see test_demo_stream.py): then it is restarted on the same port, so one
-    wedge cannot fail every later test that shares the server.
+    It used to be checked for frames before each test and restarted when a shared mount had stopped
+    sending: the demo server's first frame of a new media raced the media's start and got a running
+    time hours ahead, so the stream's sink waited for it (fixed in demo/server.py). No check now: a
+    mount that stops sending is a bug for the tests to find, not to work around.
     """
-    for _attempt in range(3):
-        if all(_serves_frames(_rtsp_session, name) for name in _rtsp_session.streams):
-            return _rtsp_session
+    if not _rtsp_session.running:
         _rtsp_session.restart()
-    raise RuntimeError("the session RTSP server serves no frames, even after restarts")
+    return _rtsp_session
 
 
 @pytest.fixture

@@ -57,6 +57,7 @@ class _Server:
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self.connections = 0
+        self.active = 0  # connections being served now: a client that closed its socket is not counted
         self._thread = threading.Thread(target=self._accept, daemon=True, name=type(self).__name__)
 
     def url(self, path: str = "cam", userinfo: str = "") -> str:
@@ -78,12 +79,16 @@ class _Server:
             threading.Thread(target=self._serve_safely, args=(conn,), daemon=True).start()
 
     def _serve_safely(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.active += 1
         try:
             self.serve(conn)
         except OSError:
             pass
         finally:
             conn.close()
+            with self._lock:
+                self.active -= 1
 
     def serve(self, conn: socket.socket) -> None:  # pragma: no cover - overridden
         raise NotImplementedError

@@ -189,28 +189,83 @@ def test_ffmpeg_open_against_a_drip_ends_in_the_open_timeout(service_factory) ->
         assert took < 3 + 3 + 10
 
 
-def test_gstreamer_open_against_a_drip_leaves_at_most_one_thread_behind() -> None:
-    """rtspsrc's tcp-timeout is per read: against a drip its open blocks as long as the drip lasts.
-    The open is abandoned after open_timeout_sec, and no second one starts while it is blocked."""
+def _software_gstreamer_spec(url: str, **capture):
     pipeline = pytest.importorskip("rtsp2jpg.capture.opencv")
     from rtsp2jpg.capture import sources
     from rtsp2jpg.config import CaptureConfig
 
-    caps = pipeline.capabilities()
+    cfg = CaptureConfig(decoder="software", **capture)
+    specs = [s for s in sources.candidates(url, cfg, pipeline.capabilities()) if s.backend == "gstreamer"]
+    if not specs:
+        pytest.skip("no GStreamer software pipeline here")
+    return pipeline, specs[0]
+
+
+def _named_threads(prefix: str) -> int:
+    return sum(t.name.startswith(prefix) for t in threading.enumerate())
+
+
+def test_direct_gstreamer_open_against_a_drip_holds_one_pipeline_at_most() -> None:
+    """rtspsrc's tcp-timeout is per read: against a drip its request, and even its stop, block as
+    long as the drip lasts. The open gives up after open_timeout_sec; while that pipeline is still
+    stopping no second one starts; once the peer goes, the stop finishes and nothing is left."""
     with DripServer("header", prompt=("OPTIONS",)) as drip:
-        cfg = CaptureConfig(open_timeout_sec=2, decoder="software")
-        specs = [s for s in sources.candidates(drip.url(), cfg, caps) if s.backend == "gstreamer"]
-        if not specs:
-            pytest.skip("no GStreamer software pipeline in this OpenCV")
+        pipeline, spec = _software_gstreamer_spec(drip.url(), open_timeout_sec=2)
+        if not pipeline.DIRECT_GSTREAMER:
+            pytest.skip("PyGObject's GStreamer is not installed here")
+        stopping_before = _named_threads("gst-stop-")
+        started = time.monotonic()
         with pytest.raises(pipeline.SourceError, match="no frame within the open timeout"):
-            pipeline.open_source(specs[0])
+            pipeline.open_source(spec)
+        assert time.monotonic() - started < 2 + 1.5  # the open timeout and at most 1 s to stop
+        started = time.monotonic()
+        with pytest.raises(pipeline.SourceError, match="still stopping"):
+            pipeline.open_source(spec)
+        assert time.monotonic() - started < 1
+        assert _named_threads("gst-stop-") == stopping_before + 1
+    # The drip ended (server stopped): the stop completes, the thread ends, opens are allowed again.
+    from rtsp2jpg.capture import gst
+
+    wait_until(lambda: not gst._closing and _named_threads("gst-stop-") == stopping_before, 30)
+
+
+def test_direct_gstreamer_open_of_a_silent_session_stops_at_once_and_can_retry() -> None:
+    """A camera that answers PLAY and never sends RTP (FakeRtsp no_rtp): the open fails after its
+    timeout, the pipeline really stops (no thread, no socket left), and the next try starts at once.
+    With OpenCV's GStreamer backend this left a blocked thread for ever and refused later opens."""
+    from fault_servers import FakeRtsp
+
+    with FakeRtsp("no_rtp") as silent:
+        pipeline, spec = _software_gstreamer_spec(silent.url(), open_timeout_sec=1.5)
+        if not pipeline.DIRECT_GSTREAMER:
+            pytest.skip("PyGObject's GStreamer is not installed here")
+        for attempt in range(3):
+            started = time.monotonic()
+            with pytest.raises(pipeline.SourceError, match="no frame within the open timeout"):
+                pipeline.open_source(spec)
+            assert time.monotonic() - started < 1.5 + 1.5, attempt
+            assert _named_threads("gst-stop-") == 0, attempt  # the stop finished within the open's 1 s grace
+        assert silent.count("PLAY") == 3
+        wait_until(lambda: silent.active == 0, 5)  # every rtspsrc closed its socket
+
+
+def test_opencv_gstreamer_open_against_a_drip_leaves_at_most_one_thread_behind() -> None:
+    """The fallback where PyGObject is missing: OpenCV's backend cannot be stopped, so the open is
+    abandoned after open_timeout_sec and no second one starts while it is blocked."""
+    with DripServer("header", prompt=("OPTIONS",)) as drip:
+        pipeline, spec = _software_gstreamer_spec(drip.url(), open_timeout_sec=2)
+        if not pipeline.parse_build_info(pipeline.cv2.getBuildInformation())["gstreamer"]:
+            pytest.skip("this OpenCV has no GStreamer backend")
+        blocked_before = _named_threads("open-")
+        with pytest.raises(pipeline.SourceError, match="no frame within the open timeout"):
+            pipeline._open_through_opencv(spec)
         started = time.monotonic()
         with pytest.raises(pipeline.SourceError, match="still blocked"):
-            pipeline.open_source(specs[0])
+            pipeline._open_through_opencv(spec)
         assert time.monotonic() - started < 1
-        assert sum(t.name.startswith("open-") for t in threading.enumerate()) == 1
+        assert _named_threads("open-") == blocked_before + 1
     # The drip ended (server stopped): the blocked open returns, is released, and the guard clears.
-    wait_until(lambda: not pipeline._BLOCKED, 30)
+    wait_until(lambda: spec.target not in pipeline._BLOCKED, 30)
 
 
 def test_reconnects_against_a_drip_do_not_pile_up_gstreamer_opens(service_factory) -> None:
@@ -224,6 +279,7 @@ def test_reconnects_against_a_drip_do_not_pile_up_gstreamer_opens(service_factor
         status = svc.status(cam)
         grown = _threads(svc.proc.pid) - baseline
         print(f"after {status['reconnects']} attempts against a drip: {grown} more thread(s); {status['error']}")
-        assert "still blocked" in status["error"] and SECRET not in str(status)
-        # The camera's thread, the one blocked open, and GStreamer's own threads of that one pipeline.
+        assert ("still stopping" in status["error"] or "still blocked" in status["error"]) and SECRET not in str(status)
+        # The camera's thread, the one stuck stop (direct) or open (OpenCV's backend) per pipeline
+        # description, and GStreamer's own threads of those pipelines.
         assert grown <= 12, grown

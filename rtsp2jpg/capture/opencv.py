@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rtsp2jpg.capture import board
+from rtsp2jpg.capture import board, gst
 from rtsp2jpg.capture import chains as decoders
 from rtsp2jpg.capture.frames import fit_size
 from rtsp2jpg.capture.sources import Capabilities, SourceError, SourceSpec, parse_build_info
@@ -30,12 +30,18 @@ _TO_BGR = {"I420": cv2.COLOR_YUV2BGR_I420, "NV12": cv2.COLOR_YUV2BGR_NV12}
 # FFmpeg demuxer options are process-wide in OpenCV (an environment variable read at open time).
 # nobuffer: without it the first frames after open() are ~1.2 s old (FFmpeg probes ~1 s of stream).
 FFMPEG_OPTIONS = "rtsp_transport;{transport}|fflags;nobuffer|max_delay;500000"
+# GStreamer sources are driven through PyGObject where it is installed (see gst.py for why);
+# OpenCV's own GStreamer backend is the fallback.
+DIRECT_GSTREAMER = gst.available()
 
 
 def capabilities(finder: Callable[[str], bool] | None = None, model_path: str = board.DEVICE_TREE_MODEL,
                  tegra_path: str = board.TEGRA_RELEASE) -> Capabilities:
     """Backends of this cv2, the GStreamer elements present (only if cv2 can use them), the board."""
     backends = parse_build_info(cv2.getBuildInformation())
+    # PyGObject drives GStreamer without cv2's help, so a pip wheel of OpenCV (no GStreamer) can still
+    # use the board's decoders when the distribution's GStreamer and python3-gi are installed.
+    backends["gstreamer"] = backends["gstreamer"] or DIRECT_GSTREAMER
     elements = board.available_elements(decoders.ELEMENTS, finder) if backends["gstreamer"] else frozenset()
     found = board.detect_board(model_path, tegra_path)
     return Capabilities(cv2_version=cv2.__version__, cv2_file=getattr(cv2, "__file__", "?"), backends=backends,
@@ -87,13 +93,51 @@ class Capture:
         self._cap.release()
 
 
+class DirectCapture:
+    """A GStreamer source driven through PyGObject (gst.py): bounded waits, and release() really stops it."""
+
+    def __init__(self, spec: SourceSpec, pipe: gst.Pipeline, first: Any) -> None:
+        self.spec = spec
+        self._pipe = pipe
+        self._sample = first  # the first frame, pulled while opening: the next grab() is free
+
+    def grab(self) -> bool:
+        if self._sample is None:
+            self._sample = self._pipe.pull(self.spec.read_timeout_sec)
+        return self._sample is not None
+
+    def retrieve(self) -> np.ndarray | None:
+        sample, self._sample = self._sample, None
+        picture = self._pipe.picture(sample) if sample is not None else None
+        if picture is None:
+            return None
+        if picture.format == "BGR":
+            return picture.data
+        return cv2.cvtColor(picture.data, _TO_BGR[picture.format])
+
+    def nominal_fps(self) -> float:
+        return self._pipe.fps
+
+    def release(self) -> None:
+        self._pipe.close()
+
+
+def _open_direct(spec: SourceSpec) -> DirectCapture:
+    try:
+        pipe, first = gst.open_pipeline(spec.target, spec.label, spec.open_timeout_sec)
+    except gst.PipelineError as e:
+        raise SourceError(str(e)) from None
+    return DirectCapture(spec, pipe, first)
+
+
 # Pipeline descriptions whose open was abandoned and is still blocked in OpenCV (see _open_gstreamer).
 _BLOCKED: dict[str, int] = {}
 _BLOCKED_LOCK = threading.Lock()
 
 
-def _open_gstreamer(spec: SourceSpec) -> Capture:
-    """Open a GStreamer pipeline and wait for its first frame at most `spec.open_timeout_sec`.
+def _open_through_opencv(spec: SourceSpec) -> Capture:
+    """Open a GStreamer pipeline with OpenCV's backend (where PyGObject is missing), waiting for its
+    first frame at most `spec.open_timeout_sec`.
 
     OpenCV 4.6's GStreamer backend has no open or read timeout: a server that accepts PLAY and
     sends nothing keeps the first grab() waiting for ever. So the open and the first grab run in a
@@ -155,7 +199,7 @@ def _open_gstreamer(spec: SourceSpec) -> Capture:
 def open_source(spec: SourceSpec) -> Capture:
     """Open `spec` (blocking at most its open timeout); raise SourceError with a redacted reason."""
     if spec.backend == "gstreamer":
-        return _open_gstreamer(spec)
+        return _open_direct(spec) if DIRECT_GSTREAMER else _open_through_opencv(spec)
     try:  # FFmpeg opens anything it has a protocol for (file:, concat:, http:): only rtsp(s) gets here
         validate_rtsp_url(spec.target)
     except UrlError as e:

@@ -33,6 +33,7 @@ class SourceSpec:
     poll_sec: float = 0.0
     hardware: bool = False  # a hardware decoder: worth an RTSP DESCRIBE to skip the other codec's
     open_timeout_sec: float = 10.0  # GStreamer: longest wait for the first frame (OpenCV 4.6 has none)
+    read_timeout_sec: float = 10.0  # GStreamer driven directly: longest wait for the next frame
 
     def __repr__(self) -> str:  # keep passwords out of reprs that end up in tracebacks
         return f"SourceSpec({self.label!r})"
@@ -85,7 +86,7 @@ def _gstreamer_sources(url: str, cfg: CaptureConfig, caps: Capabilities) -> list
         return []
     return [SourceSpec(p.label, "gstreamer", p.description, pixel_format=p.format, codec=p.codec,
                        poll_sec=0.0 if p.keyframes_only else GST_POLL_SEC, open_timeout_sec=cfg.open_timeout_sec,
-                       hardware=p.hardware)
+                       read_timeout_sec=cfg.stall_timeout_sec, hardware=p.hardware)
             for p in chains.gst_pipelines(url, cfg, caps.elements, caps.board)]
 
 
@@ -125,10 +126,9 @@ def _auto_order(url: str, cfg: CaptureConfig, caps: Capabilities) -> list[Source
     """`decoder: auto`: hardware GStreamer, then OpenCV's FFmpeg backend, then software GStreamer.
 
     Software GStreamer goes after FFmpeg unless keyframe-only decoding is wanted (0.24-0.33x of the
-    floor, which FFmpeg cannot do): measured here it costs 1.16x the floor against FFmpeg's 1.03x,
-    a frozen camera is noticed only after ~25 s (FFmpeg: the read timeout), and an open that never
-    yields a frame leaves a thread behind. It stays one setting away (`decoder: software`) for
-    its fresher frames (p99 78 ms against 153 ms).
+    floor, which FFmpeg cannot do): measured here through OpenCV's GStreamer backend it cost 1.16x
+    the floor against FFmpeg's 1.03x. It stays one setting away (`decoder: software`) for its
+    fresher frames (p99 78 ms against 153 ms).
     """
     gst = _gstreamer_sources(url, cfg, caps)
     hardware = [s for s in gst if s.hardware]
