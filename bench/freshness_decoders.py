@@ -21,12 +21,11 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from rtsp_server import RtspServer, wait_until  # noqa: E402
-from service_process import ServiceProcess  # noqa: E402
+sys.path.insert(0, str(ROOT))  # run as a script: the repo root, for rtsp2jpg and tests.support
 
 from rtsp2jpg.demo.timecode import decode_stamp  # noqa: E402
+from tests.support.rtsp_server import RtspServer, wait_until  # noqa: E402
+from tests.support.service_process import ServiceProcess  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:

@@ -24,12 +24,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO))
-
-from mosquitto import Mosquitto  # noqa: E402
+sys.path.insert(0, str(REPO))  # run as a script: the repo root, for rtsp2jpg and tests.support
 
 from rtsp2jpg.mqtt import contract as contract  # noqa: E402
+from tests.support.mosquitto import Mosquitto  # noqa: E402
 
 
 class Stats:

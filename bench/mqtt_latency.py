@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # run as a script: the repo root, for rtsp2jpg and tests.support
 
-from mosquitto import Mosquitto, Subscriber  # noqa: E402
-from rtsp_server import RtspServer, wait_until  # noqa: E402
-from service_process import ServiceProcess  # noqa: E402
+from tests.support.mosquitto import Mosquitto, Subscriber  # noqa: E402
+from tests.support.rtsp_server import RtspServer, wait_until  # noqa: E402
+from tests.support.service_process import ServiceProcess  # noqa: E402
 
 
 def main() -> int:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from rtsp_server import RtspServer, wait_until  # noqa: E402
-from service_process import ServiceProcess  # noqa: E402
+from tests.support.rtsp_server import RtspServer, wait_until
+from tests.support.service_process import ServiceProcess
 
 __all__ = ["wait_until"]
 

@@ -54,7 +54,7 @@ class Chain:
 
 
 # Preference order within a codec: Jetson, Raspberry Pi, NVIDIA desktop, VA (new), VA-API (old),
-# generic V4L2 stateless, then software. Sources of the chains are cited in tests/test_decoders.py.
+# generic V4L2 stateless, then software. Sources of the chains are cited in tests/unit/capture/test_decoders.py.
 CHAINS: tuple[Chain, ...] = (
     # NVIDIA Jetson (L4T Accelerated GStreamer guide): nvv4l2decoder outputs NVMM memory; nvvidconv
     # copies it to system memory as I420. skip-frames=2 is "decode_key" (keyframes only).

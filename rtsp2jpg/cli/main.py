@@ -171,7 +171,7 @@ def add_fleet_parser(sub: Any) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, *,
          supervisor_tick_hook: Callable[[threading.Event], None] | None = None) -> int:
-    """`supervisor_tick_hook` is for tests only (tests/wedged_serve.py): passed to `serve`'s Service."""
+    """`supervisor_tick_hook` is for tests only (tests/support/wedged_serve.py): passed to `serve`'s Service."""
     args = build_parser().parse_args(argv)
     try:
         if args.func is cmd_serve:

@@ -1,7 +1,7 @@
 """The configuration reference table, generated from the config schema so the docs cannot drift.
 
 `python -m rtsp2jpg.config.reference` prints the table that docs/configuration.md holds between its
-GENERATED markers; tests/test_docs.py fails when the two differ (rerun `--write` to update).
+GENERATED markers; tests/integration/ops/test_docs.py fails when the two differ (rerun `--write` to update).
 """
 
 from __future__ import annotations
