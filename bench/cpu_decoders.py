@@ -30,12 +30,13 @@ FLOOR = "ffmpeg -f null (floor)"
 READERS = {
     "gst-launch avdec_h264 ! appsink (nothing pulls)": ("gst-launch", 0, 0),
     "OpenCV FFmpeg, grab every frame, 1 retrieve/s": ("ffmpeg", 1.0, 0),
-    "OpenCV GStreamer, BGR in pipeline (videoconvert), grab every frame, 1 retrieve/s": ("gst-bgr", 1.0, 0),
-    "OpenCV GStreamer, I420, grab every frame, 1 retrieve/s": ("gst-yuv", 1.0, 0),
-    "OpenCV GStreamer, I420, grab every frame, retrieve every frame": ("gst-yuv", 0.0, 0),
-    "rtsp2jpg GStreamer: I420, grab 4/s + on demand, 1 retrieve/s": ("gst-yuv", 1.0, -1),
-    "rtsp2jpg GStreamer, libav default threads": ("gst-yuv-threads", 1.0, -1),
-    "rtsp2jpg GStreamer, keyframes only, 1 retrieve/s": ("gst-key", 1.0, -1),
+    "OpenCV GStreamer, BGR in pipeline (videoconvert), grab every frame, 1 retrieve/s": ("gst-bgr-opencv", 1.0, 0),
+    "OpenCV GStreamer, I420, grab every frame, 1 retrieve/s": ("gst-yuv-opencv", 1.0, 0),
+    "OpenCV GStreamer, I420, grab 4/s + on demand, 1 retrieve/s": ("gst-yuv-opencv", 1.0, -1),
+    "rtsp2jpg GStreamer (PyGObject): I420, pull 4/s + on demand, 1 retrieve/s": ("gst-yuv", 1.0, -1),
+    "rtsp2jpg GStreamer (PyGObject), pull every frame, retrieve every frame": ("gst-yuv", 0.0, 0),
+    "rtsp2jpg GStreamer (PyGObject), libav default threads": ("gst-yuv-threads", 1.0, -1),
+    "rtsp2jpg GStreamer (PyGObject), keyframes only, 1 retrieve/s": ("gst-key", 1.0, -1),
 }
 
 

@@ -4,7 +4,9 @@
 Usage: python bench/decoder_reader.py MODE URL SECONDS [--every 1.0] [--poll S]
 MODE: ffmpeg | gst-bgr (videoconvert to BGR in the pipeline, the old way) | gst-yuv (I420 to the
 appsink, converted on retrieve) | gst-key (gst-yuv, keyframes only) | gst-yuv-threads (libav's
-default threading). Like the service, a GStreamer source is grabbed every `--poll` seconds (default:
+default threading); GStreamer modes run through PyGObject (capture/gst.py) as the service does, or
+through OpenCV's GStreamer backend with the suffix `-opencv` (gst-yuv-opencv, ...).
+Like the service, a GStreamer source is grabbed every `--poll` seconds (default:
 the source's poll_sec) and when a retrieve is due, not every frame; `--poll 0` grabs every frame.
 Prints one JSON line: frames, retrieved, ages (seconds).
 """
@@ -27,6 +29,7 @@ def spec_for(mode: str, url: str, caps: sources.Capabilities) -> sources.SourceS
     if mode == "ffmpeg":
         pipeline.configure_ffmpeg("tcp")
         return sources.candidates(url, CaptureConfig(decoder="ffmpeg"), caps)[0]
+    mode = mode.removesuffix("-opencv")
     cfg = CaptureConfig(decoder="software", codec="h264", keyframes_only=mode == "gst-key")
     spec = sources.candidates(url, cfg, caps)[0]
     if mode == "gst-bgr":
@@ -48,7 +51,7 @@ def main() -> int:
     caps = pipeline.capabilities()
     spec = spec_for(args.mode, args.url, caps)
     poll = spec.poll_sec if args.poll < 0 else args.poll
-    cap = pipeline.open_source(spec)
+    cap = pipeline._open_through_opencv(spec) if args.mode.endswith("-opencv") else pipeline.open_source(spec)
     frames = retrieved = 0
     ages: list[float] = []
     end = time.monotonic() + args.seconds

@@ -99,10 +99,14 @@ class DirectCapture:
     def __init__(self, spec: SourceSpec, pipe: gst.Pipeline, first: Any) -> None:
         self.spec = spec
         self._pipe = pipe
-        self._sample = first  # the first frame, pulled while opening: the next grab() is free
+        self._sample = first
+        self._primed = True  # the first frame was pulled while opening: the next grab() is free
 
     def grab(self) -> bool:
-        if self._sample is None:
+        """Pull the newest frame (the appsink keeps only that one), replacing an unretrieved one."""
+        if self._primed:
+            self._primed = False
+        else:
             self._sample = self._pipe.pull(self.spec.read_timeout_sec)
         return self._sample is not None
 

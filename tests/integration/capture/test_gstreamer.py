@@ -116,6 +116,25 @@ def test_capture_retrieves_bgr_from_raw_yuv(rtsp) -> None:
     assert decode_stamp(image) is not None
 
 
+def test_a_grab_after_a_pause_gives_the_newest_frame_not_a_held_one(rtsp) -> None:
+    """Like the service between readers: grab a few times without retrieving, pause, grab, retrieve.
+    The picture must be the stream's newest (an early version kept the first unretrieved frame, and
+    1 snapshot/s got frames 0.79 s old)."""
+    spec = sources.candidates(rtsp.url("cam"), CaptureConfig(codec="h264", **FAST), CAPS)[0]
+    capture = pipeline.open_source(spec)
+    try:
+        for _ in range(3):
+            assert capture.grab()
+        time.sleep(1.0)
+        assert capture.grab()
+        image = capture.retrieve()
+        retrieved_at = time.time()
+    finally:
+        capture.release()
+    stamp = decode_stamp(image)
+    assert stamp is not None and retrieved_at - stamp < 0.3, retrieved_at - stamp
+
+
 def test_hostile_urls_parse_to_the_same_elements() -> None:
     """What GStreamer itself makes of the launch strings: the same six elements, whatever the URL."""
     import gi
