@@ -16,6 +16,7 @@ from typing import Any
 
 from rtsp2jpg.capture.frames import EncodeBudget, Frame, FrameSlot
 from rtsp2jpg.capture.opening import Capture, SourceTrials
+from rtsp2jpg.capture.sources import SourceSpec
 from rtsp2jpg.capture.status import Stats, Status, StatusChange, status_view
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.urls import redact
@@ -47,8 +48,8 @@ def looks_blank(image: Any) -> bool:
 class Camera(SourceTrials):
     """Owns its thread, stop event, capture and FrameSlot; `stop()` is idempotent."""
 
-    def __init__(self, camera_id: str, name: str, url: str, cfg: CaptureConfig, sources: Sequence[Any], *,
-                 open_source: Callable[[Any], Capture], on_status: Callable[[StatusChange], None],
+    def __init__(self, camera_id: str, name: str, url: str, cfg: CaptureConfig, sources: Sequence[SourceSpec], *,
+                 open_source: Callable[[SourceSpec], Capture], on_status: Callable[[StatusChange], None],
                  source: str = "api", prefer: str = "default", clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, probe: Callable[..., Any] | None = None,
                  diagnose: Callable[..., Any] | None = None, admit: Callable[[str], None] | None = None,
@@ -65,7 +66,7 @@ class Camera(SourceTrials):
         self.since = wall()
         self.error = ""
         self._sources = list(sources)
-        self._winner: Any = None  # the source that last delivered frames: tried first on reconnect
+        self._winner: SourceSpec | None = None  # the source that last delivered frames: tried first on reconnect
         self._open_source = open_source
         self._probe = probe
         self._on_status = on_status
@@ -166,15 +167,15 @@ class Camera(SourceTrials):
         capture = self._open()
         if capture is None:
             return
-        self.stats.backend = getattr(capture.spec, "label", str(capture.spec))
+        self.stats.backend = capture.spec.label
         opened_at = self._clock()
         reason = ""
         try:
             self._on_frame(capture, first=True)
             self._set_status(Status.ACTIVE)
             window_start, window_frames = self._clock(), 0
-            poll = float(getattr(capture.spec, "poll_sec", 0.0) or 0.0)
-            nominal_fps = getattr(capture, "nominal_fps", lambda: 0.0)() if poll else 0.0
+            poll = capture.spec.poll_sec
+            nominal_fps = capture.nominal_fps() if poll else 0.0
             while not self._stop.is_set():
                 if poll:
                     self._pause(poll)

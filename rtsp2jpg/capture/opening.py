@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from rtsp2jpg.capture.sources import SourceSpec
 from rtsp2jpg.capture.status import DEFINITE_FAILURES, Status
 from rtsp2jpg.urls import UrlError, redact
 
@@ -16,17 +17,20 @@ log = logging.getLogger("rtsp2jpg.worker")
 
 
 class Capture(Protocol):
-    spec: Any
+    """An opened source (opencv.py's Capture and DirectCapture; fakes in unit tests)."""
+
+    spec: SourceSpec
 
     def grab(self) -> bool: ...
     def retrieve(self) -> Any: ...
+    def nominal_fps(self) -> float: ...
     def release(self) -> None: ...
 
 
 class SourceTrials:
     """Camera's source selection and opening (see Camera for the attributes used)."""
 
-    def _plan(self) -> list[Any] | None:
+    def _plan(self) -> list[SourceSpec] | None:
         """Sources in trial order: the last winner first, narrowed to the stream's codec when a probe
         (RTSP DESCRIBE) knows it. None, with the status set, when the probe failed definitely."""
         sources = list(self._sources)
@@ -37,8 +41,8 @@ class SourceTrials:
         # seconds; a software one fails in a fraction of one): every probe is one more connection
         # just before the real one, and GStreamer's RTSP server (the demo) answered that with 503
         # or a stream that never started. After a failed trial the probe says why (see _open).
-        codecs = {getattr(spec, "codec", "") for spec in sources} - {""}
-        hardware = any(getattr(spec, "hardware", False) for spec in sources)
+        codecs = {spec.codec for spec in sources} - {""}
+        hardware = any(spec.hardware for spec in sources)
         if self._probe is None or len(codecs) < 2 or not hardware:
             return sources
         info = self._probe(self.url, self.cfg.open_timeout_sec, cancelled=self._stop.is_set)
@@ -46,7 +50,7 @@ class SourceTrials:
             self._set_status(Status.ERROR, info.error)
             return None
         if info.codec:
-            sources = [s for s in sources if getattr(s, "codec", "") in ("", info.codec)]
+            sources = [s for s in sources if s.codec in ("", info.codec)]
         return sources
 
     def _admitted(self) -> bool:
@@ -108,11 +112,11 @@ class SourceTrials:
             opened = True
             if capture.grab():
                 if spec is not self._winner:
-                    log.info("%s: using %s", self.id, getattr(spec, "label", spec))
+                    log.info("%s: using %s", self.id, spec.label)
                 self._winner = spec
                 return capture
             capture.release()
-            reasons.append(f"{getattr(spec, 'label', spec)}: opened but no frame within the timeout")
+            reasons.append(f"{spec.label}: opened but no frame within the timeout")
         if not reasons:
             reasons.append("no capture source available for this camera")
         elif not opened:  # nothing opened: ask the camera why (wrong password, unknown path, ...)

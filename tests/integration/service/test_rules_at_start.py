@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from rtsp2jpg.capture.camera import Camera, Status
+from rtsp2jpg.capture.sources import SourceSpec
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.urls import check_allowed
 from tests.support.fault_servers import SilentServer
@@ -66,6 +67,9 @@ class _Capture:
     def retrieve(self) -> Any:
         return np.full((4, 6, 3), 7, np.uint8)
 
+    def nominal_fps(self) -> float:
+        return 0.0
+
     def release(self) -> None:
         pass
 
@@ -87,7 +91,8 @@ def test_reconnect_rechecks_allow_networks_when_the_name_moves() -> None:
         return opened[-1]
 
     cfg = CaptureConfig(reconnect_delay_sec=0.01, reconnect_max_delay_sec=0.05, stop_timeout_sec=2.0)
-    cam = Camera("cam1", "", "rtsp://camera.lan/x", cfg, ["spec"], open_source=opener, on_status=lambda c: None,
+    spec = SourceSpec("ffmpeg", "ffmpeg", "rtsp://camera.lan/x")
+    cam = Camera("cam1", "", "rtsp://camera.lan/x", cfg, [spec], open_source=opener, on_status=lambda c: None,
                  admit=lambda url: check_allowed(url, ("10.0.0.0/8",), resolve))
     cam.start()
     try:
@@ -152,9 +157,9 @@ def test_register_check_and_start_is_atomic(tmp_path: Path) -> None:
     from rtsp2jpg.capture.backend import Backend
     from rtsp2jpg.service import Service
 
-    def slow_candidates(*_: Any) -> list[str]:
+    def slow_candidates(url: str, *_: Any) -> list[SourceSpec]:
         time.sleep(0.05)
-        return ["fake"]
+        return [SourceSpec("fake", "ffmpeg", url)]
 
     def never_opens(_spec: object) -> None:
         raise RuntimeError("no stream in this test")

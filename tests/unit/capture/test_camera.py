@@ -11,13 +11,13 @@ import pytest
 
 from rtsp2jpg.capture.camera import Camera, Status, StatusChange
 from rtsp2jpg.capture.frames import Frame
+from rtsp2jpg.capture.sources import SourceSpec
 from rtsp2jpg.config import CaptureConfig
 from tests.support.rtsp_server import wait_until
 
 
-class Spec:
-    def __init__(self, label: str) -> None:
-        self.label = label
+def Spec(label: str) -> SourceSpec:  # noqa: N802 - reads like the class it stands for
+    return SourceSpec(label, "ffmpeg", "rtsp://h/x")
 
 
 class ScriptedCapture:
@@ -42,6 +42,9 @@ class ScriptedCapture:
     def retrieve(self) -> Any:
         self.retrieved += 1
         return np.zeros((4, 6, 3), np.uint8)
+
+    def nominal_fps(self) -> float:
+        return 0.0
 
     def release(self) -> None:
         self.released.set()

@@ -6,22 +6,19 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from rtsp2jpg.capture.camera import Camera, Status
 from rtsp2jpg.capture.rtsp import ProbeResult
+from rtsp2jpg.capture.sources import SourceSpec
 from rtsp2jpg.config import CaptureConfig
 from tests.support.rtsp_server import wait_until
 
 
-@dataclass(frozen=True)
-class Spec:
-    label: str
-    codec: str = ""
-    hardware: bool = False
+def Spec(label: str, codec: str = "", hardware: bool = False) -> SourceSpec:  # noqa: N802
+    return SourceSpec(label, label.partition("/")[0], "rtsp://h/x", codec=codec, hardware=hardware)
 
 
 class Capture:
@@ -35,6 +32,9 @@ class Capture:
 
     def retrieve(self) -> Any:
         return np.zeros((4, 6, 3), np.uint8)
+
+    def nominal_fps(self) -> float:
+        return 0.0
 
     def release(self) -> None:
         pass
@@ -129,11 +129,8 @@ def test_probe_error_is_the_status_and_nothing_is_opened() -> None:
     assert cam["error"].startswith("authentication failed (401)")
 
 
-@dataclass(frozen=True)
-class PolledSpec:
-    label: str = "gstreamer/avdec_h264"
-    codec: str = ""
-    poll_sec: float = 0.1
+def PolledSpec(poll_sec: float = 0.1) -> SourceSpec:  # noqa: N802
+    return SourceSpec("gstreamer/avdec_h264", "gstreamer", "fake ! appsink", poll_sec=poll_sec)
 
 
 def test_self_draining_source_is_polled_not_grabbed_every_frame() -> None:
