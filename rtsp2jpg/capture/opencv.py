@@ -28,8 +28,15 @@ log = logging.getLogger(__name__)
 _TO_BGR = {"I420": cv2.COLOR_YUV2BGR_I420, "NV12": cv2.COLOR_YUV2BGR_NV12}
 
 # FFmpeg demuxer options are process-wide in OpenCV (an environment variable read at open time).
-# nobuffer: without it the first frames after open() are ~1.2 s old (FFmpeg probes ~1 s of stream).
-FFMPEG_OPTIONS = "rtsp_transport;{transport}|fflags;nobuffer|max_delay;500000"
+# FFmpeg probes the stream before open() returns: by default ~1.1 s of it, so the first frame was
+# 1.2 s old; `fflags;nobuffer` dropped those probed packets, keyframe included, so the first frame
+# waited for the next keyframe instead (2.15 s at a 2 s GOP). A probe bounded to 32 KB or 0.1 s
+# (the SDP already gives the codec parameters; a keyframe and a few frames fit) opens in ~0.12 s
+# with the first keyframe kept: first frame ~0.1 s old (measured: bench/first_snapshot.py).
+# max_delay bounds the wait for reordered RTP packets: only UDP reorders, and over TCP it only
+# delayed the first frame (+0.2 s), so it is set for UDP alone.
+FFMPEG_OPTIONS = "rtsp_transport;{transport}|probesize;32768|analyzeduration;100000"
+FFMPEG_UDP_OPTIONS = "|max_delay;500000"
 # GStreamer sources are driven through PyGObject where it is installed (see gst.py for why);
 # OpenCV's own GStreamer backend is the fallback.
 DIRECT_GSTREAMER = gst.available()
@@ -51,7 +58,8 @@ def capabilities(finder: Callable[[str], bool] | None = None, model_path: str = 
 
 def configure_ffmpeg(transport: str) -> None:
     """Set FFmpeg's demuxer options once, before any capture opens (they are read per open)."""
-    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = FFMPEG_OPTIONS.format(transport=transport)
+    options = FFMPEG_OPTIONS.format(transport=transport) + (FFMPEG_UDP_OPTIONS if transport == "udp" else "")
+    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = options
 
 
 class Capture:
