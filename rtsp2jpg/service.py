@@ -201,6 +201,12 @@ class Service:
         with self._lock:
             return self._cameras.get(camera_id)
 
+    def known_camera_ids(self) -> set[str]:
+        """Every camera this device has: the config file's, the running ones and the registry's.
+        Raises when the registry cannot be read (a caller sweeping stale topics then sweeps nothing)."""
+        known = {c.id for c in self.config.cameras} | {c.id for c in self.cameras()}
+        return known | {r.id for r in self.registry.all()}
+
     def register(self, url: str, name: str = "", prefer: str = "default") -> tuple[Camera, bool]:
         """Persist then start; the same URL again returns the existing camera. Never probes."""
         validate_rtsp_url(url)

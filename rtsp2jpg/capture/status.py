@@ -58,13 +58,18 @@ class CameraState(Protocol):
     stats: Stats
 
 
+def stream_fields(stats: Any) -> dict[str, Any]:
+    """What the stream looks like now: the fields /status and the MQTT status payload share."""
+    return {"last_seen": round(stats.last_seen, 3) if stats.last_seen else None, "backend": stats.backend or None,
+            "fps": stats.fps, "width": stats.width or None, "height": stats.height or None}
+
+
 def status_view(cam: CameraState) -> dict[str, Any]:
-    """Status as /status and MQTT show it; never the URL's password."""
+    """Status as /status shows it; never the URL's password."""
     s = cam.stats
-    return {"token": cam.id, "id": cam.id, "name": cam.name, "status": cam.status.value,
-            "since": cam.since, "last_seen": s.last_seen or None, "backend": s.backend or None,
-            "error": cam.error or None, "fps": s.fps, "width": s.width or None,
-            "height": s.height or None, "frames": s.frames, "reconnects": max(0, s.reconnects - 1)}
+    return {"token": cam.id, "id": cam.id, "name": cam.name, "status": cam.status.value, "since": cam.since,
+            "error": cam.error or None, **stream_fields(s), "frames": s.frames,
+            "reconnects": max(0, s.reconnects - 1)}
 
 
 def list_view(cam: CameraState) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rtsp2jpg import __version__
+from rtsp2jpg.capture.status import stream_fields
 
 ONLINE, OFFLINE = "online", "offline"
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
@@ -125,11 +126,10 @@ class Topics:
 
 
 def status_payload(status: str, previous: str, since: float, error: str, stats: Any) -> dict[str, Any]:
-    """`.../cameras/<id>/status`: exactly the contract's fields; the error is already redacted."""
-    return {"status": status, "previous": previous, "since": round(since, 3),
-            "last_seen": round(stats.last_seen, 3) if stats.last_seen else None,
-            "error": error or None, "backend": stats.backend or None, "fps": stats.fps,
-            "width": stats.width or None, "height": stats.height or None}
+    """`.../cameras/<id>/status`: exactly the contract's fields; the error is already redacted. The
+    transition's own fields, then the stream's as /status shows them (capture.status.stream_fields)."""
+    return {"status": status, "previous": previous, "since": round(since, 3), "error": error or None,
+            **stream_fields(stats)}
 
 
 def state_payload(started_at: float, camera_ids: list[str], hostname: str, decoders: dict[str, Any]) -> dict[str, Any]:

@@ -19,15 +19,16 @@ log = logging.getLogger("rtsp2jpg.mqtt.publisher")
 
 
 class PublisherHost(Protocol):
-    """What the Publisher reads from the Service: config, the cameras, the registry's ids, capabilities."""
+    """What the Publisher reads from the Service: config, the cameras, capabilities. The registry is
+    the Service's alone: the Publisher asks for the ids it knows, never for the registry."""
 
     config: Any
     backend: Any
-    registry: Any
     started_at: float
 
     def camera(self, camera_id: str) -> Any: ...
     def cameras(self) -> Sequence[Any]: ...
+    def known_camera_ids(self) -> set[str]: ...
 
 
 class Messages:
@@ -87,10 +88,8 @@ class Messages:
 
     def _sweep(self, stale: set[str], latest: dict[str, StatusChange]) -> bool:
         """Retained statuses of cameras this device no longer has (removed from the file while down)."""
-        known = set(latest) | {c.id for c in self.service.config.cameras}
-        known |= {c.id for c in self.service.cameras()}
         try:
-            known |= {r.id for r in self.service.registry.all()}
+            known = set(latest) | self.service.known_camera_ids()
         except Exception:  # registry trouble: sweep nothing rather than something live
             return True
         ok = True

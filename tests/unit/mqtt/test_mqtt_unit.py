@@ -19,7 +19,7 @@ def fake_service(camera_ids: list[str], device_id: str = "edge-01") -> SimpleNam
             for cid in camera_ids}
     backend = SimpleNamespace(encode_jpeg=lambda *a: b"", capabilities=SimpleNamespace(decoders={}))
     return SimpleNamespace(config=cfg, backend=backend, cameras=lambda: list(cams.values()), camera=cams.get,
-                           started_at=0.0, registry=SimpleNamespace(all=lambda: []))
+                           started_at=0.0, known_camera_ids=lambda: set(cams))
 
 
 def change(cid: str, i: int) -> StatusChange:
