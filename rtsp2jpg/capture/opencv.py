@@ -44,7 +44,7 @@ DIRECT_GSTREAMER = gst.available()
 
 def capabilities(finder: Callable[[str], bool] | None = None, model_path: str = board.DEVICE_TREE_MODEL,
                  tegra_path: str = board.TEGRA_RELEASE) -> Capabilities:
-    """Backends of this cv2, the GStreamer elements present (only if cv2 can use them), the board."""
+    """Backends (FFmpeg through cv2; GStreamer through cv2 or PyGObject), the GStreamer elements present, the board."""
     backends = parse_build_info(cv2.getBuildInformation())
     # PyGObject drives GStreamer without cv2's help, so a pip wheel of OpenCV (no GStreamer) can still
     # use the board's decoders when the distribution's GStreamer and python3-gi are installed.
