@@ -51,6 +51,11 @@ class Capabilities:
     board_model: str = ""
     elements: frozenset[str] = frozenset()  # every pipeline element found (decoders.ELEMENTS)
 
+    @classmethod
+    def nothing(cls) -> Capabilities:
+        """No backend at all: for services built without capture (tests, tools)."""
+        return cls(cv2_version="", cv2_file="", backends={"ffmpeg": False, "gstreamer": False})
+
 
 def parse_build_info(text: str) -> dict[str, bool]:
     """Backends from `cv2.getBuildInformation()`: a line `GStreamer: NO` means no."""

@@ -69,7 +69,7 @@ class Messages:
     def _publish_state(self, camera_ids: list[str]) -> bool:
         caps = self.service.backend.capabilities
         payload = contract.state_payload(self.service.started_at, camera_ids, socket.gethostname(),
-                                         dict(getattr(caps, "decoders", {}) or {}))
+                                         dict(caps.decoders))
         return self._send(self.topics.state, payload, "state")
 
     def _publish_discovery(self, camera_id: str) -> bool:

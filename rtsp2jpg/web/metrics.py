@@ -96,10 +96,10 @@ class Metrics:
         ids = [c.id for c in cams]
         self.forget(ids)
         out = Page()
-        caps = getattr(service.backend, "capabilities", None)
+        caps = service.backend.capabilities
         out.family("rtsp2jpg_build_info", "gauge", "Version of rtsp2jpg and of the OpenCV it uses.")
-        out.sample("rtsp2jpg_build_info", 1, version=__version__, opencv_version=getattr(caps, "cv2_version", ""),
-                   videoio_backend=",".join(k for k, v in sorted(getattr(caps, "backends", {}).items()) if v))
+        out.sample("rtsp2jpg_build_info", 1, version=__version__, opencv_version=caps.cv2_version,
+                   videoio_backend=",".join(k for k, v in sorted(caps.backends.items()) if v))
         out.family("rtsp2jpg_start_time_seconds", "gauge", "When the service started (epoch seconds).")
         out.sample("rtsp2jpg_start_time_seconds", service.started_at)
 
@@ -178,21 +178,12 @@ class Metrics:
 
 
 def mqtt_state(service: Any) -> tuple[bool, dict[str, int]]:
-    """MQTT figures from the service's publisher, when there is one.
-
-    The publisher (mqtt.py) may offer `connected` (bool) and `published` (a mapping kind -> count,
-    or one int); anything missing reads as disconnected / nothing published.
-    """
-    pub = getattr(service, "publisher", None)
+    """MQTT figures from the service's publisher (`Service.publisher`, None while MQTT is off):
+    whether it is connected, and its count of published messages per kind."""
+    pub = service.publisher
     if pub is None:
         return False, {}
-    connected = getattr(pub, "connected", False)
-    connected = bool(connected() if callable(connected) else connected)
-    published = getattr(pub, "published", {})
-    published = published() if callable(published) else published
-    if isinstance(published, int):
-        published = {"all": published}
-    return connected, {str(k): int(v) for k, v in dict(published or {}).items()}
+    return bool(pub.connected), {str(k): int(v) for k, v in pub.published.items()}
 
 
 def process(out: Page) -> None:

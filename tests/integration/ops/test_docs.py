@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from rtsp2jpg import config
+from rtsp2jpg.capture.sources import Capabilities
 from rtsp2jpg.cli import main as cli
 from rtsp2jpg.config import reference as configdoc
 from rtsp2jpg.web.metrics import Metrics
@@ -63,7 +64,8 @@ def test_every_route_is_in_the_api_reference():
 def emitted_metric_families() -> set[str]:
     cam = SimpleNamespace(id="cam", status=SimpleNamespace(value="active"),
                           stats=SimpleNamespace(frames=1, decode_errors=0, reconnects=1, last_seen=1.0, fps=1.0))
-    service = SimpleNamespace(cameras=lambda: [cam], started_at=1.0, backend=SimpleNamespace(capabilities=None),
+    service = SimpleNamespace(cameras=lambda: [cam], started_at=1.0,
+                              backend=SimpleNamespace(capabilities=Capabilities.nothing()),
                               publisher=SimpleNamespace(connected=True, published={"status": 1}))
     text = Metrics().render(service, {"cam": 1}, ViewerStats())
     return set(re.findall(r"^# TYPE (\S+) ", text, re.M))

@@ -188,10 +188,10 @@ def test_a_capture_thread_that_dies_makes_the_service_unhealthy(tmp_path: Path) 
     cfg_file = tmp_path / "config.yaml"
     cfg_file.write_text(f"storage: {{db_path: {tmp_path / 'r.db'}}}\n"
                         f"cameras: [{{id: door, url: '{UNREACHABLE}'}}, {{id: yard, url: '{UNREACHABLE}x'}}]\n")
-    from rtsp2jpg.capture.sources import SourceSpec
+    from rtsp2jpg.capture.sources import Capabilities, SourceSpec
 
-    backend = Backend(capabilities=None, candidates=lambda url, *a: [SourceSpec("fake", "ffmpeg", url)],
-                      open_source=open_source,
+    backend = Backend(capabilities=Capabilities.nothing(),
+                      candidates=lambda url, *a: [SourceSpec("fake", "ffmpeg", url)], open_source=open_source,
                       encode_jpeg=lambda *a, **k: b"")
     service = Service(config.load(cfg_file, env={}), backend)
     service.start()

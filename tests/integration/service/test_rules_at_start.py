@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from rtsp2jpg.capture.camera import Camera, Status
-from rtsp2jpg.capture.sources import SourceSpec
+from rtsp2jpg.capture.sources import Capabilities, SourceSpec
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.urls import check_allowed
 from tests.support.fault_servers import SilentServer
@@ -164,7 +164,7 @@ def test_register_check_and_start_is_atomic(tmp_path: Path) -> None:
     def never_opens(_spec: object) -> None:
         raise RuntimeError("no stream in this test")
 
-    backend = Backend(capabilities=None, candidates=slow_candidates, open_source=never_opens,
+    backend = Backend(capabilities=Capabilities.nothing(), candidates=slow_candidates, open_source=never_opens,
                       encode_jpeg=lambda *a, **k: b"")
     cfg = config.load(env={}, overrides={"storage": {"db_path": str(tmp_path / "r.db")},
                                           "capture": {"reconnect_delay_sec": 30}})

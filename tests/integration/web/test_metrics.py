@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from rtsp2jpg.capture.sources import Capabilities
 from rtsp2jpg.web.metrics import Metrics, escape, mqtt_state
 from tests.support.rtsp_server import wait_until
 
@@ -72,7 +73,7 @@ def test_labels_are_escaped_and_output_stays_valid():
     assert escape('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
     cam = SimpleNamespace(id='we"ird\\id\n', status=SimpleNamespace(value="error"),
                           stats=SimpleNamespace(frames=3, decode_errors=1, reconnects=2, last_seen=0.0, fps=0.0))
-    service = SimpleNamespace(cameras=lambda: [cam], started_at=1.0,
+    service = SimpleNamespace(cameras=lambda: [cam], started_at=1.0, publisher=None,
                               backend=SimpleNamespace(capabilities=SimpleNamespace(cv2_version="4.6.0",
                                                                                    backends={"ffmpeg": True})))
     metrics = Metrics()
@@ -87,15 +88,16 @@ def test_labels_are_escaped_and_output_stays_valid():
 
 
 def test_mqtt_figures_come_from_the_publisher_when_there_is_one():
-    assert mqtt_state(SimpleNamespace()) == (False, {})
-    pub = SimpleNamespace(connected=lambda: True, published={"status": 4, "snapshot": 2})
+    assert mqtt_state(SimpleNamespace(publisher=None)) == (False, {})
+    pub = SimpleNamespace(connected=True, published={"status": 4, "snapshot": 2})
     assert mqtt_state(SimpleNamespace(publisher=pub)) == (True, {"status": 4, "snapshot": 2})
-    assert mqtt_state(SimpleNamespace(publisher=SimpleNamespace(connected=False, published=7))) == (False, {"all": 7})
+    assert mqtt_state(SimpleNamespace(publisher=SimpleNamespace(connected=False, published={}))) == (False, {})
 
 
 def test_removed_cameras_leave_no_request_series():
     metrics = Metrics()
     metrics.observe_snapshot("gone", 200, 0.01)
     metrics.forget(["still-here"])
-    service = SimpleNamespace(cameras=lambda: [], started_at=1.0, backend=SimpleNamespace(capabilities=None))
+    service = SimpleNamespace(cameras=lambda: [], started_at=1.0, publisher=None,
+                              backend=SimpleNamespace(capabilities=Capabilities.nothing()))
     assert "gone" not in metrics.render(service)
