@@ -83,3 +83,13 @@ def test_smoke_run_writes_every_result_and_the_readme(tmp_path: Path) -> None:
         assert doc["results"] and doc["smoke"] is True
     text = readme.read_text()
     assert "Smoke run" in text and "failed" not in text
+
+
+def test_first_snapshot_bench_runs_and_prints_its_table() -> None:
+    """bench/first_snapshot.py is a script of its own (not in `python -m bench`): one small round."""
+    proc = subprocess.run([sys.executable, "bench/first_snapshot.py", "--rounds", "1", "--size", "320x180"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| rtsp2jpg |")
+            or line.startswith("| original reader |")]
+    assert len(rows) == 2, proc.stdout
