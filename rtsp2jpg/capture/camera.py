@@ -244,5 +244,5 @@ class Camera(SourceTrials):
         return frame if frame is not None and frame.seq > seq else None
 
     def describe(self) -> dict[str, Any]:
-        """Status as /status and MQTT show it; never the URL's password (see status.status_view)."""
+        """Status as /status shows it; never the URL's password (see status.status_view)."""
         return status_view(self)

@@ -73,8 +73,10 @@ def status_view(cam: CameraState) -> dict[str, Any]:
 
 
 def list_view(cam: CameraState) -> dict[str, Any]:
-    """One entry of GET /cameras: the URL shown redacted."""
+    """One entry of GET /cameras: the URL shown redacted; the stream's fields as /status has them,
+    but the size as one [width, height] pair."""
+    stream = stream_fields(cam.stats)
+    size = [stream.pop("width"), stream.pop("height")] if stream["width"] else None
     return {"id": cam.id, "token": cam.id, "name": cam.name, "url": redact(cam.url), "source": cam.source,
-            "status": cam.status.value, "last_seen": cam.stats.last_seen or None,
-            "backend": cam.stats.backend or None, "fps": cam.stats.fps,
-            "size": [cam.stats.width, cam.stats.height] if cam.stats.width else None}
+            "status": cam.status.value, "last_seen": stream["last_seen"], "backend": stream["backend"],
+            "fps": stream["fps"], "size": size}
