@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rtsp2jpg import __version__
 from rtsp2jpg.capture.backend import Backend
@@ -24,6 +24,9 @@ from rtsp2jpg.capture.status import StatusChange
 from rtsp2jpg.config import CaptureConfig, Config
 from rtsp2jpg.registry import Registration, Registry, RegistryError
 from rtsp2jpg.urls import canonical, check_allowed, secrets_of, validate_rtsp_url
+
+if TYPE_CHECKING:  # paho is imported only when MQTT is on
+    from rtsp2jpg.mqtt.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ class Service:
     """Owns the Registry, the MQTT publisher (if enabled), the status listeners and `{id: Camera}`."""
 
     def __init__(self, config: Config, backend: Backend, registry: Registry | None = None,
-                 publisher: Any = None,
+                 publisher: Publisher | None = None,
                  supervisor_tick_hook: Callable[[threading.Event], None] | None = None) -> None:
         self.config = config
         # Called at the start of every supervisor tick with the stop event; tests pass one that blocks

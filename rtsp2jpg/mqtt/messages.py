@@ -12,7 +12,9 @@ from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 
+from rtsp2jpg.capture.backend import Backend
 from rtsp2jpg.capture.status import StatusChange
+from rtsp2jpg.config import Config
 from rtsp2jpg.mqtt import contract
 
 log = logging.getLogger("rtsp2jpg.mqtt.publisher")
@@ -22,8 +24,8 @@ class PublisherHost(Protocol):
     """What the Publisher reads from the Service: config, the cameras, capabilities. The registry is
     the Service's alone: the Publisher asks for the ids it knows, never for the registry."""
 
-    config: Any
-    backend: Any
+    config: Config
+    backend: Backend
     started_at: float
 
     def camera(self, camera_id: str) -> Any: ...
