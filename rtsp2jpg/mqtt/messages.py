@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 
 from rtsp2jpg.capture.backend import Backend
+from rtsp2jpg.capture.camera import Camera
 from rtsp2jpg.capture.status import StatusChange
 from rtsp2jpg.config import Config
 from rtsp2jpg.mqtt import contract
@@ -28,8 +29,8 @@ class PublisherHost(Protocol):
     backend: Backend
     started_at: float
 
-    def camera(self, camera_id: str) -> Any: ...
-    def cameras(self) -> Sequence[Any]: ...
+    def camera(self, camera_id: str) -> Camera | None: ...
+    def cameras(self) -> Sequence[Camera]: ...
     def known_camera_ids(self) -> set[str]: ...
 
 

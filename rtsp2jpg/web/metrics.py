@@ -15,9 +15,13 @@ import resource
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rtsp2jpg import __version__
+
+if TYPE_CHECKING:  # annotations only: tests render fakes with the same attributes
+    from rtsp2jpg.service import Service
+    from rtsp2jpg.web.mjpeg import ViewerStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Snapshot latency buckets (seconds): a cached JPEG is ~1 ms, an encode ~5-20 ms, a wait for a
@@ -90,7 +94,8 @@ class Metrics:
             self._requests = {k: v for k, v in self._requests.items() if k[0] in keep}
             self._latency = {k: v for k, v in self._latency.items() if k in keep}
 
-    def render(self, service: Any, streams: Mapping[str, int] | None = None, stream_stats: Any = None) -> str:
+    def render(self, service: Service, streams: Mapping[str, int] | None = None,
+               stream_stats: ViewerStats | None = None) -> str:
         """The whole exposition page for `service` (a Service, or anything with the same readers)."""
         cams = sorted(service.cameras(), key=lambda c: c.id)
         ids = [c.id for c in cams]
@@ -177,7 +182,7 @@ class Metrics:
         return out.text()
 
 
-def mqtt_state(service: Any) -> tuple[bool, dict[str, int]]:
+def mqtt_state(service: Service) -> tuple[bool, dict[str, int]]:
     """MQTT figures from the service's publisher (`Service.publisher`, None while MQTT is off):
     whether it is connected, and its count of published messages per kind."""
     pub = service.publisher
