@@ -102,6 +102,11 @@ class GstPipeline:
     description: str
     format: str
     keyframes_only: bool
+    # The same chain cut in two for demand-adaptive decoding (gst_demand.py): the source up to the
+    # depayloader's access units, and an appsrc named `src` feeding parser, decoder and appsink.
+    # Empty for keyframe-only chains, which decode little anyway.
+    receive: str = ""
+    decode: str = ""
 
 
 def quote(value: str) -> str:
@@ -163,13 +168,20 @@ def pipeline_for(chain: Chain, url: str, cfg: CaptureConfig, keyframes_only: boo
             decode += " " + chain.keyframes
         else:
             steps.append(DROP_DELTA)
-    steps.append(decode)
-    if chain.convert:
-        steps.append(chain.convert)
-    steps += [f"video/x-raw,format={chain.format}", "appsink drop=true max-buffers=1 sync=false"]
+    tail = [decode] + ([chain.convert] if chain.convert else [])
+    tail += [f"video/x-raw,format={chain.format}", "appsink drop=true max-buffers=1 sync=false"]
+    receive = decode_half = ""
+    if not keyframes_only:
+        # byte-stream access units carry their parameter sets in-band, and the parser in the decode
+        # half (config-interval=-1) repeats them before every keyframe, so a burst after an idle
+        # spell starts clean. max-buffers bounds what waits between two pulls (the camera pulls at
+        # least every 0.25 s); when full, rtspsrc waits rather than anything being dropped.
+        receive = " ! ".join([steps[0], depay, f"video/x-{chain.codec},stream-format=byte-stream,alignment=au",
+                              "appsink name=au sync=false max-buffers=500"])
+        decode_half = " ! ".join(["appsrc name=src is-live=true format=time", f"{parse} config-interval=-1"] + tail)
     return GstPipeline(label=f"gstreamer/{chain.element}", element=chain.element, codec=chain.codec,
-                       hardware=chain.hardware, description=" ! ".join(steps), format=chain.format,
-                       keyframes_only=keyframes_only)
+                       hardware=chain.hardware, description=" ! ".join(steps + tail), format=chain.format,
+                       keyframes_only=keyframes_only, receive=receive, decode=decode_half)
 
 
 # With a read throttle at least this long, a camera gets keyframes only: IP cameras send one every

@@ -77,13 +77,16 @@ class RawPicture:
 class Pipeline:
     """One running pipeline and its appsink; pull from one thread, close from any."""
 
-    def __init__(self, description: str, label: str) -> None:
+    def __init__(self, description: str, label: str, guarded: bool = True) -> None:
         gst, _ = _gst()
         self._gst = gst
         self.label = label
         self.description = description
+        # Unguarded: a pipeline with no network element (a decoder fed by appsrc) cannot hang in
+        # its stop, and its description is the same for every camera, so it is not tracked.
+        self._guarded = guarded
         with _closing_lock:
-            pending = _closing.get(description)
+            pending = _closing.get(description) if guarded else None
         if pending is not None and not pending.is_set():
             raise PipelineError(f"{label}: an earlier attempt on this stream is still stopping; not starting another")
         try:
@@ -122,6 +125,11 @@ class Pipeline:
                 return None
         return None
 
+    def element(self, name: str) -> Any | None:
+        """The element called `name` (an appsrc to push into), None once closed."""
+        with self._lock:
+            return self._pipeline.get_by_name(name) if self._pipeline is not None else None
+
     def picture(self, sample: Any) -> RawPicture | None:
         """The sample's picture copied out of GStreamer's buffer, rows packed; None if unreadable."""
         _, video = _gst()
@@ -149,6 +157,9 @@ class Pipeline:
         with self._lock:
             pipeline, self._pipeline = self._pipeline, None
         if pipeline is None:
+            return
+        if not self._guarded:
+            pipeline.set_state(self._gst.State.NULL)
             return
         done = threading.Event()
 

@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rtsp2jpg.capture import board, gst
+from rtsp2jpg.capture import board, gst, gst_demand
 from rtsp2jpg.capture import chains as decoders
 from rtsp2jpg.capture.frames import fit_size
 from rtsp2jpg.capture.sources import Capabilities, SourceError, SourceSpec, parse_build_info
@@ -53,7 +53,8 @@ def capabilities(finder: Callable[[str], bool] | None = None, model_path: str = 
     found = board.detect_board(model_path, tegra_path)
     return Capabilities(cv2_version=cv2.__version__, cv2_file=getattr(cv2, "__file__", "?"), backends=backends,
                         decoders={name: name in elements for name in decoders.DECODER_ELEMENTS},
-                        board=found.kind, board_model=found.model, elements=elements)
+                        board=found.kind, board_model=found.model, elements=elements,
+                        direct_gstreamer=DIRECT_GSTREAMER)
 
 
 def configure_ffmpeg(transport: str) -> None:
@@ -102,9 +103,10 @@ class Capture:
 
 
 class DirectCapture:
-    """A GStreamer source driven through PyGObject (gst.py): bounded waits, and release() really stops it."""
+    """A GStreamer source driven through PyGObject (gst.py): bounded waits, and release() really stops it.
+    With adaptive decoding `pipe` is a gst_demand.DemandPipeline, which decodes only what is wanted."""
 
-    def __init__(self, spec: SourceSpec, pipe: gst.Pipeline, first: Any) -> None:
+    def __init__(self, spec: SourceSpec, pipe: gst.Pipeline | gst_demand.DemandPipeline, first: Any) -> None:
         self.spec = spec
         self._pipe = pipe
         self._sample = first
@@ -136,7 +138,10 @@ class DirectCapture:
 
 def _open_direct(spec: SourceSpec) -> DirectCapture:
     try:
-        pipe, first = gst.open_pipeline(spec.target, spec.label, spec.open_timeout_sec)
+        if spec.decode:
+            pipe, first = gst_demand.open_demand(spec.receive, spec.decode, spec.label, spec.open_timeout_sec)
+        else:
+            pipe, first = gst.open_pipeline(spec.target, spec.label, spec.open_timeout_sec)
     except gst.PipelineError as e:
         raise SourceError(str(e)) from None
     return DirectCapture(spec, pipe, first)

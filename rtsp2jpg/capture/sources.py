@@ -34,6 +34,10 @@ class SourceSpec:
     hardware: bool = False  # a hardware decoder: worth an RTSP DESCRIBE to skip the other codec's
     open_timeout_sec: float = 10.0  # GStreamer: longest wait for the first frame (OpenCV 4.6 has none)
     read_timeout_sec: float = 10.0  # GStreamer driven directly: longest wait for the next frame
+    # Demand-adaptive decoding (GStreamer through PyGObject, `capture.decode: adaptive`): the receive
+    # and decode halves of `target` (chains.GstPipeline); empty = decode every frame in one pipeline.
+    receive: str = ""
+    decode: str = ""
 
     def __repr__(self) -> str:  # keep passwords out of reprs that end up in tracebacks
         return f"SourceSpec({self.label!r})"
@@ -50,6 +54,8 @@ class Capabilities:
     board: str = "generic"
     board_model: str = ""
     elements: frozenset[str] = frozenset()  # every pipeline element found (decoders.ELEMENTS)
+    # GStreamer is driven through PyGObject (gst.py), not OpenCV's backend: needed for adaptive decoding.
+    direct_gstreamer: bool = False
 
     @classmethod
     def nothing(cls) -> Capabilities:
@@ -89,9 +95,11 @@ GST_POLL_SEC = 0.25
 def _gstreamer_sources(url: str, cfg: CaptureConfig, caps: Capabilities) -> list[SourceSpec]:
     if not caps.backends.get("gstreamer"):
         return []
+    adaptive = cfg.decode == "adaptive" and caps.direct_gstreamer
     return [SourceSpec(p.label, "gstreamer", p.description, pixel_format=p.format, codec=p.codec,
                        poll_sec=0.0 if p.keyframes_only else GST_POLL_SEC, open_timeout_sec=cfg.open_timeout_sec,
-                       read_timeout_sec=cfg.stall_timeout_sec, hardware=p.hardware)
+                       read_timeout_sec=cfg.stall_timeout_sec, hardware=p.hardware,
+                       receive=p.receive if adaptive else "", decode=p.decode if adaptive else "")
             for p in chains.gst_pipelines(url, cfg, caps.elements, caps.board)]
 
 
@@ -139,6 +147,6 @@ def _auto_order(url: str, cfg: CaptureConfig, caps: Capabilities) -> list[Source
     hardware = [s for s in gst if s.hardware]
     software = [s for s in gst if not s.hardware]
     ffmpeg = _ffmpeg_source(url, cfg, caps)
-    if chains.keyframes_wanted(cfg):
+    if chains.keyframes_wanted(cfg) or any(s.decode for s in software):
         return hardware + software + ffmpeg
     return hardware + ffmpeg + software

@@ -86,6 +86,10 @@ class CaptureConfig:
     stall_timeout_sec: float = _opt(10.0, "no frame for this long -> reconnect", _positive)
     jpeg_quality: int = _opt(85, "default JPEG quality (1-100)", _range(1, 100))
     keyframes_only: bool = _opt(False, "decode keyframes only (GStreamer decoders that support it)")
+    decode: str = _opt("adaptive", "adaptive: GStreamer sources decode only while someone reads at least once "
+                       "per keyframe interval and keep the compressed pictures since the last keyframe "
+                       "otherwise, decoded at full speed on the next read; always: decode every frame",
+                       _choice("adaptive", "always"))
     stop_timeout_sec: float = _opt(5.0, "how long stop() waits for a capture thread", _positive)
     auth_retry_delay_sec: float = _opt(300.0, "first retry delay after the camera refused the credentials "
                                        "(doubles up to 1 h), so a camera is not hammered into a lockout", _positive)

@@ -92,7 +92,8 @@ def test_broken_candidate_fails_and_the_next_one_is_chosen(rtsp) -> None:
     good = sources.candidates(rtsp.url("cam"), CaptureConfig(codec="h264", **FAST), CAPS)[0]
     hevc = sources.candidates(rtsp.url("cam"), CaptureConfig(codec="h265", **FAST), CAPS)[0]
     broken = dataclasses.replace(good, label="gstreamer/broken",
-                                 target=good.target.replace("avdec_h264", "avdec_h264_no_such_element"))
+                                 target=good.target.replace("avdec_h264", "avdec_h264_no_such_element"),
+                                 decode=good.decode.replace("avdec_h264", "avdec_h264_no_such_element"))
     cam = Camera("trial", "", rtsp.url("cam"), CaptureConfig(**FAST), [broken, hevc, good],
                  open_source=pipeline.open_source, on_status=lambda change: None)
     cam.start()

@@ -1,0 +1,177 @@
+"""Demand-adaptive decoding with GStreamer: receive always, decode only what someone will see.
+
+Two pipelines per camera instead of one: `receive` (rtspsrc, depayloader, an appsink of access
+units) and `decode` (appsrc, parser, the chain's decoder, an appsink of raw pictures). Between
+them this module keeps the group of pictures since the last keyframe (gop.GopBuffer) and decides
+per pull whether to feed the decoder (gop.Demand): while someone reads at least once per keyframe
+interval every unit is decoded as it arrives; otherwise the units are only kept, and the next read
+decodes them at full speed and gets the newest picture. The hardware chains work the same way:
+only the decoder element differs.
+
+`DemandPipeline` has the shape of gst.Pipeline that opencv.DirectCapture uses (pull, picture,
+fps, close), so the camera loop does not know which one it drives.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rtsp2jpg.capture import gst
+from rtsp2jpg.capture.gop import Demand, GopBuffer, Target, Unit
+
+log = logging.getLogger(__name__)
+
+# A pull() that finds nothing to decode says "pictures are buffered" with this; picture() decodes.
+BUFFERED = object()
+_QUIET_SEC = 0.15  # a burst is over when the decoder gives nothing new for this long
+_SLICE_SEC = 0.02
+_NO_PTS = (1 << 64) - 1  # GST_CLOCK_TIME_NONE
+
+
+class DemandPipeline:
+    """One camera's receive and decode pipelines; pull and picture from one thread, close from any."""
+
+    def __init__(self, receive: str, decode: str, label: str, clock: Callable[[], float] = time.monotonic,
+                 hold_sec: float | None = None) -> None:
+        self.label = label
+        self.description = receive
+        self._rx = gst.Pipeline(receive, label)
+        try:
+            self._dec = gst.Pipeline(decode, label, guarded=False)
+        except BaseException:
+            self._rx.close()
+            raise
+        self._src = self._dec.element("src")
+        self._gst = gst._gst()[0]
+        self._gop = GopBuffer()
+        self.demand = Demand(clock, hold_sec)
+        self._target = Target()
+        self._caps: Any = None
+        self.failure = ""
+
+    @property
+    def fps(self) -> float:
+        return self._dec.fps
+
+    @property
+    def gop(self) -> GopBuffer:
+        return self._gop
+
+    def start(self) -> None:
+        if self._src is None:
+            raise gst.PipelineError(f"{self.label}: the decode pipeline has no appsrc named src")
+        self._dec.start()
+        self._rx.start()
+
+    def pull(self, timeout: float) -> Any | None:
+        """Wait up to `timeout` s for new access units and take them all; then, if someone reads
+        often, decode them and return the newest picture, else return BUFFERED. None when the
+        stream failed, ended or stalled."""
+        if not self._receive(timeout):
+            return None
+        if not self.demand.continuous():
+            return BUFFERED
+        sample = self._decode(timeout)
+        return sample if sample is not None else (None if self.failure else BUFFERED)
+
+    def picture(self, sample: Any) -> gst.RawPicture | None:
+        """The picture of a pulled sample; BUFFERED decodes the buffered units first. Counts as a
+        read: the decoder keeps running for a keyframe interval after it."""
+        self.demand.read()
+        if sample is BUFFERED:
+            sample = self._decode(1.0)
+            if sample is None:
+                return None
+        return self._dec.picture(sample)
+
+    def close(self, wait: float = 1.0) -> None:
+        self._rx.close(wait)
+        self._dec.close(wait)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _receive(self, timeout: float) -> bool:
+        """Move every waiting access unit into the buffer (at least one, within `timeout`)."""
+        sample = self._rx.pull(timeout)
+        if sample is None:
+            self.failure = self._rx.failure  # empty on a plain timeout: the caller words that
+            return False
+        while sample is not None:
+            self._keep(sample)
+            sample = self._rx.pull(0.0005) if not self._rx.failure else None
+        return True
+
+    def _keep(self, sample: Any) -> None:
+        buf = sample.get_buffer()
+        if buf is None:
+            return
+        caps = sample.get_caps()
+        if caps is not None and (self._caps is None or not caps.is_equal(self._caps)):
+            self._caps = caps
+            self._src.set_property("caps", caps)  # a new resolution or codec setup mid-stream
+        pts = buf.pts if buf.pts != _NO_PTS else None
+        key = not buf.has_flags(self._gst.BufferFlags.DELTA_UNIT)
+        if self._gop.add(Unit(buf, key, buf.get_size(), pts)):
+            self.demand.keyframe()
+
+    def _decode(self, timeout: float) -> Any | None:
+        """Feed the decoder what it has not had and wait for the picture that completes it."""
+        units = self._gop.pending()
+        if not units:
+            return None
+        for unit in units:
+            flow = self._src.emit("push-buffer", unit.data)
+            if flow != self._gst.FlowReturn.OK:
+                self.failure = f"the decoder refused data ({flow.value_nick})"
+                return None
+        target = self._target.after(units)
+        deadline = time.monotonic() + max(timeout, 0.2 + 0.01 * len(units))
+        quiet_until = time.monotonic() + max(_QUIET_SEC, 0.004 * len(units))  # ~4 ms per picture to start
+        newest = None
+        while True:
+            now = time.monotonic()
+            if now >= deadline or now >= quiet_until:
+                break
+            sample = self._dec.pull(_SLICE_SEC)
+            if self._dec.failure:
+                self.failure = f"decoder: {self._dec.failure}"
+                return None
+            if sample is None:
+                continue
+            newest, quiet_until = sample, time.monotonic() + _QUIET_SEC
+            pts = sample.get_buffer().pts
+            if target is None or pts == _NO_PTS or pts >= target:
+                break
+        return newest
+
+
+def open_demand(receive: str, decode: str, label: str, timeout: float) -> tuple[DemandPipeline, Any]:
+    """Start both pipelines and decode the first picture within `timeout` s: (pipeline, sample).
+
+    PipelineError (redacted) when either fails or no picture comes in time; nothing is left running.
+    """
+    pipe = DemandPipeline(receive, decode, label)
+    deadline = time.monotonic() + timeout
+    try:
+        pipe.start()
+        sample = None
+        while sample is None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not pipe._receive(left):
+                break
+            if pipe.gop.started:
+                pipe.demand.read()  # the open's own read: the first picture is wanted at once
+                sample = pipe._decode(max(0.0, deadline - time.monotonic()))
+                if pipe.failure:
+                    break
+    except BaseException:
+        pipe.close()
+        raise
+    if sample is None:
+        why = pipe.failure or f"no frame within the open timeout ({timeout:g} s)"
+        pipe.close()
+        raise gst.PipelineError(f"{label}: {why}")
+    return pipe, sample
