@@ -80,6 +80,10 @@ class Topics:
     def state(self) -> str:
         return f"{self.root}/state"
 
+    @property
+    def stats(self) -> str:
+        return f"{self.root}/stats"
+
     def status(self, camera_id: str) -> str:
         return f"{self.root}/cameras/{camera_id}/status"
 

@@ -37,6 +37,18 @@ class PublisherHost(Protocol):
 class Messages:
     """Publisher's sending side (see Publisher for the attributes used)."""
 
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def state(self) -> str:
+        return "connected" if self._connected else "disconnected"
+
+    def publish_stats(self, payload: dict[str, Any]) -> bool:
+        """The retained stats message (stats.py's thread); False while disconnected or paho's queue is full."""
+        return self.client is not None and self._ready and self._send(self.topics.stats, payload, "stats")
+
     def publish_snapshot(self, camera_id: str, jpeg: bytes) -> bool:
         """QoS 0 JPEG; skipped while disconnected or while this camera's previous one is still queued."""
         client = self.client

@@ -30,6 +30,7 @@ from rtsp2jpg.mqtt import contract
 from rtsp2jpg.mqtt.client import make_client
 from rtsp2jpg.mqtt.messages import Messages, PublisherHost
 from rtsp2jpg.mqtt.snapshots import Snapshotter
+from rtsp2jpg.mqtt.stats import StatsTimer
 from rtsp2jpg.urls import redact
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class Publisher(Messages):
                            if c.snapshot_interval_sec >= 0}
         self.snapshots = Snapshotter(service.cameras, self._interval_for, service.backend.encode_jpeg,
                                      cfg.snapshot_quality, cfg.snapshot_width, self.publish_snapshot)
+        self.stats = StatsTimer(cfg.stats_interval_sec, service.started_at, service.cameras, lambda: self._ready,
+                                self.publish_stats)
         self._lock = threading.Lock()
         self._latest: dict[str, StatusChange] = {}  # the truth re-published after every connect
         self._ops: deque[tuple[str, str, StatusChange | None]] = deque()
@@ -69,7 +72,7 @@ class Publisher(Messages):
         self._connected = False  # CONNACK accepted
         self._ready = False  # ...and subscribed: paho has re-sent its own queue, our turn
         self.error: str | None = None
-        self.published = {"status": 0, "state": 0, "snapshot": 0, "discovery": 0, "clear": 0}  # for /metrics
+        self.published = {"status": 0, "state": 0, "snapshot": 0, "discovery": 0, "clear": 0, "stats": 0}  # /metrics
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,19 +80,12 @@ class Publisher(Messages):
 
     # -- public ----------------------------------------------------------------------------------
 
-    @property
-    def connected(self) -> bool:
-        return self._connected
-
-    @property
-    def state(self) -> str:
-        return "connected" if self._connected else "disconnected"
-
     def start(self) -> None:
         """Connect in the background (a dead broker at boot is retried, never raised) and start threads."""
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
         self._thread.start()
         self.snapshots.start()
+        self.stats.start()
         try:
             self.client = self._make_client()
             self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
@@ -135,6 +131,7 @@ class Publisher(Messages):
         self._stopped = True
         deadline = time.monotonic() + timeout
         self.snapshots.stop(min(1.0, timeout / 4))
+        self.stats.stop(min(1.0, timeout / 4))
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
