@@ -1,8 +1,10 @@
 """A real mosquitto broker for tests: free loopback ports, generated config, optional TLS and passwords.
 
 `Mosquitto(workdir, tls=True, users={"dev": "pw"}).start()`; `.kill()` / `.start()` again keeps the
-ports, so clients reconnect to the same address. `Subscriber` is a paho client that records every
-message (topic, payload, retain, qos, arrival time) for assertions.
+ports, so clients reconnect to the same address. `extra` is appended to the generated config (a
+bridge, an ACL file); `persistence=True` keeps retained messages across `.stop()`/`.start()`.
+`Subscriber` is a paho client that records every message (topic, payload, retain, qos, arrival time)
+for assertions.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def make_server_cert(directory: Path, ca: tuple[Path, Path]) -> tuple[Path, Path
 class Mosquitto:
     """One mosquitto process; plain listener on `port`, TLS listener on `tls_port` when `tls`."""
 
-    def __init__(self, workdir: Path, *, tls: bool = False, users: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, *, tls: bool = False, users: dict[str, str] | None = None,
+                 extra: str = "", persistence: bool = False) -> None:
         if shutil.which("mosquitto") is None:
             raise RuntimeError("mosquitto is not installed (apt install mosquitto mosquitto-clients)")
         self.workdir = Path(workdir)
@@ -66,6 +69,7 @@ class Mosquitto:
         self.port = free_port()
         self.tls_port = free_port() if tls else None
         self.users = users or {}
+        self.extra, self.persistence = extra, persistence
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.workdir / "mosquitto.log"
         self.ca_cert: Path | None = None
@@ -77,7 +81,8 @@ class Mosquitto:
         self.config_path.write_text(self._config())
 
     def _config(self) -> str:
-        lines = ["per_listener_settings false", "persistence false", "user root",
+        persist = [f"persistence true\npersistence_location {self.workdir}/"] if self.persistence else []
+        lines = ["per_listener_settings false", *(persist or ["persistence false"]), "user root",
                  f"log_dest file {self.log_path}", "log_type all", "log_timestamp true",
                  f"listener {self.port} 127.0.0.1"]
         if self.users:
@@ -93,7 +98,7 @@ class Mosquitto:
         if self.tls_port:
             lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {self.ca_cert}",
                       f"certfile {self.server_cert}", f"keyfile {self.server_key}"]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + (self.extra.rstrip() + "\n" if self.extra else "")
 
     def start(self, timeout: float = 10.0) -> Mosquitto:
         self.proc = subprocess.Popen(["mosquitto", "-c", str(self.config_path)], stdout=subprocess.DEVNULL,
@@ -108,6 +113,10 @@ class Mosquitto:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"mosquitto did not listen within {timeout}s:\n{self.log()}")
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.poll() is None else None
 
     def kill(self) -> None:
         """SIGKILL: clients see the connection drop; retained messages are gone (no persistence)."""
