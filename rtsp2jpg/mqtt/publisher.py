@@ -28,6 +28,7 @@ from rtsp2jpg.capture.status import StatusChange
 from rtsp2jpg.config import ConfigError
 from rtsp2jpg.mqtt import contract
 from rtsp2jpg.mqtt.client import make_client
+from rtsp2jpg.mqtt.commands import Commands
 from rtsp2jpg.mqtt.messages import Messages, PublisherHost
 from rtsp2jpg.mqtt.snapshots import Snapshotter
 from rtsp2jpg.mqtt.stats import StatsTimer
@@ -60,6 +61,7 @@ class Publisher(Messages):
                                      cfg.snapshot_quality, cfg.snapshot_width, self.publish_snapshot)
         self.stats = StatsTimer(cfg.stats_interval_sec, service.started_at, service.cameras, lambda: self._ready,
                                 self.publish_stats)
+        self.commands = Commands(self.topics, service, self.publish_response, cfg.commands_enabled)
         self._lock = threading.Lock()
         self._latest: dict[str, StatusChange] = {}  # the truth re-published after every connect
         self._ops: deque[tuple[str, str, StatusChange | None]] = deque()
@@ -86,6 +88,7 @@ class Publisher(Messages):
         self._thread.start()
         self.snapshots.start()
         self.stats.start()
+        self.commands.start()
         try:
             self.client = self._make_client()
             self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
@@ -132,6 +135,7 @@ class Publisher(Messages):
         deadline = time.monotonic() + timeout
         self.snapshots.stop(min(1.0, timeout / 4))
         self.stats.stop(min(1.0, timeout / 4))
+        self.commands.stop(min(1.0, timeout / 4))
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -184,7 +188,7 @@ class Publisher(Messages):
         self.error = None
         log.info("MQTT: connected to %s:%d", self.cfg.host, self.cfg.port)
         client.publish(self.topics.availability, contract.ONLINE, qos=1, retain=True)  # birth, every connect
-        subs = [(self.topics.request_filter, 1), (self.topics.status_filter, 1)]
+        subs = [(self.topics.request_filter, 1), (self.topics.status_filter, 1), *self.commands.filters]
         if self.cfg.homeassistant.enabled:
             subs.append((self.topics.ha_status, 1))
         # The re-publish waits for SUBACK: paho re-sends messages left over from the previous
@@ -216,6 +220,8 @@ class Publisher(Messages):
 
     def _on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
         topic = msg.topic
+        if self.commands.offer(topic, msg.payload):
+            return
         if topic == self.topics.ha_status:
             if msg.payload == b"online":  # HA (re)started: re-send discovery, with jitter as HA asks
                 with self._lock:
