@@ -27,7 +27,7 @@ import paho.mqtt.client as mqtt
 from rtsp2jpg.capture.status import StatusChange
 from rtsp2jpg.config import ConfigError
 from rtsp2jpg.mqtt import contract
-from rtsp2jpg.mqtt.client import make_client
+from rtsp2jpg.mqtt.client import jitter_reconnect, make_client
 from rtsp2jpg.mqtt.commands import Commands
 from rtsp2jpg.mqtt.messages import Messages, PublisherHost
 from rtsp2jpg.mqtt.snapshots import Snapshotter
@@ -65,8 +65,7 @@ class Publisher(Messages):
         self._lock = threading.Lock()
         self._latest: dict[str, StatusChange] = {}  # the truth re-published after every connect
         self._ops: deque[tuple[str, str, StatusChange | None]] = deque()
-        self._resync = False
-        self._state_dirty = False
+        self._resync = self._state_dirty = False
         self._hass_for: set[str] = set()
         self._hass_all_at: float | None = None
         self._stale: set[str] = set()
@@ -168,7 +167,7 @@ class Publisher(Messages):
                              ca_file=cfg.tls.ca_file, cert_file=cfg.tls.cert_file, key_file=cfg.tls.key_file,
                              insecure=cfg.tls.insecure, factory=self._client_factory)
         client.will_set(self.topics.availability, contract.OFFLINE, qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        jitter_reconnect(client)  # first retry after 1-5 s, doubling to 30 s
         client.max_queued_messages_set(MAX_PAHO_QUEUE)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -210,8 +209,9 @@ class Publisher(Messages):
             log.error("MQTT: cannot connect to %s:%d: %s (retrying)", self.cfg.host, self.cfg.port, reason)
         self.error = reason
 
-    def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _on_disconnect(self, client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         was = self._connected
+        jitter_reconnect(client)  # a fresh draw per outage: the fleet's retries stay spread
         with self._lock:
             self._connected = self._ready = False
         self._snapshot_inflight.clear()  # paho drops unsent QoS 0 packets on reconnect

@@ -9,6 +9,7 @@ for assertions.
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import socket
@@ -21,6 +22,23 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+FLEET_DOC = Path(__file__).resolve().parents[2] / "docs" / "fleet.md"
+
+
+def documented_block(marker: str) -> str:
+    """The ```conf block after `<!-- marker -->` in docs/fleet.md: the tests and the bench run the
+    documented broker configuration, so the two cannot drift."""
+    block = re.search(rf"<!-- {re.escape(marker)} -->\n```conf\n(.*?)```", FLEET_DOC.read_text(), re.S)
+    if block is None:
+        raise AssertionError(f"docs/fleet.md lost its {marker} block")
+    return block.group(1)
+
+
+def documented_bridge(central_port: int, site: str) -> str:
+    """docs/fleet.md's site-broker bridge configuration, pointed at a central broker on 127.0.0.1."""
+    return (documented_block("bridge-config").replace("CENTRAL_HOST:PORT", f"127.0.0.1:{central_port}")
+            .replace("SITE", site))
 
 
 def free_port() -> int:

@@ -1,13 +1,12 @@
 """Bridged sites: device -> site mosquitto -> bridge (docs/fleet.md's own config) -> central mosquitto.
 
 Real brokers, the real service, the real `rtsp2jpg fleet` on the central broker. The bridge block
-is read from docs/fleet.md, so the documented configuration is the tested one.
+is read from docs/fleet.md (documented_bridge), so the documented configuration is the tested one.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -16,25 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mosquitto import Mosquitto, Subscriber, retained
+from tests.support.mosquitto import Mosquitto, Subscriber, documented_bridge, retained
 from tests.support.rtsp_server import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 ROOT = "rtsp2jpg/edge-b1"
 
 
-def documented_bridge(central: Mosquitto, site: str) -> str:
-    """The ```conf block after `<!-- bridge-config -->` in docs/fleet.md, for this central and site."""
-    doc = (REPO / "docs" / "fleet.md").read_text()
-    block = re.search(r"<!-- bridge-config -->\n```conf\n(.*?)```", doc, re.S)
-    assert block, "docs/fleet.md lost its bridge-config block"
-    return block.group(1).replace("CENTRAL_HOST:PORT", f"127.0.0.1:{central.port}").replace("SITE", site)
-
-
 @pytest.fixture
 def sites(tmp_path: Path) -> Iterator[tuple[Mosquitto, Mosquitto]]:
     central = Mosquitto(tmp_path / "central").start()
-    site = Mosquitto(tmp_path / "site", extra=documented_bridge(central, "site-a"), persistence=True).start()
+    site = Mosquitto(tmp_path / "site", extra=documented_bridge(central.port, "site-a"), persistence=True).start()
     yield central, site
     site.stop()
     central.stop()

@@ -5,32 +5,23 @@ cannot command; off by default (the device does not even subscribe)."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.mosquitto import Mosquitto, Subscriber
+from tests.support.mosquitto import Mosquitto, Subscriber, documented_block
 from tests.support.rtsp_server import wait_until
 
-REPO = Path(__file__).resolve().parents[3]
 DEVICE = "edge-c1"
 ROOT = f"rtsp2jpg/{DEVICE}"
 USERS = {DEVICE: "dev-pw", "ops": "ops-pw", "monitor": "mon-pw", "intruder": "bad-pw"}
 
 
-def documented_acl() -> str:
-    doc = (REPO / "docs" / "fleet.md").read_text()
-    block = re.search(r"<!-- acl-config -->\n```conf\n(.*?)```", doc, re.S)
-    assert block, "docs/fleet.md lost its acl-config block"
-    return block.group(1)
-
-
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     acl = tmp_path / "rtsp2jpg.acl"
-    acl.write_text(documented_acl())
+    acl.write_text(documented_block("acl-config"))
     b = Mosquitto(tmp_path / "broker", users=USERS, extra=f"acl_file {acl}").start()
     yield b
     b.stop()
