@@ -272,7 +272,8 @@ def main() -> int:
             cpu = {k: (cpu_seconds(p) - cpu0[k]) / window for k, p in pids.items()}
             print(f"flapping {flapping} cameras ({args.flap:.0%}) every {args.flap_period:g}s for {window:.0f}s: "
                   f"{sent / window:.0f} transitions/s -> {msgs / window:.0f} msg/s at central "
-                  f"({msgs / max(1, sent):.2f} per transition; stats add {n / args.stats_interval:.1f} msg/s on average); "
+                  f"({msgs / max(1, sent):.2f} per transition; stats add {n / args.stats_interval:.1f} msg/s "
+                  "on average); "
                   f"broker CPU: " + ", ".join(f"{k} {v:.1%}" for k, v in cpu.items()) + " of one core")
 
             central.kill()
