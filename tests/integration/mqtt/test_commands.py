@@ -5,6 +5,7 @@ cannot command; off by default (the device does not even subscribe)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +82,8 @@ def test_restart_disable_enable_are_answered_and_an_intruder_cannot_command(rtsp
         assert answer(ops, "ops-2")["status"] == "inactive"
         ops.wait_for(status_is("inactive"), 10)
         assert svc.status("front")["status"] == "inactive"
+        time.sleep(2.5)  # over two supervisor ticks: long enough for a disabled camera to be called dead
+        assert "ended unexpectedly" not in svc.log()
         send(ops, "enable", {"camera": "front", "request_id": "ops-3"})
         assert answer(ops, "ops-3")["ok"] is True
         seen = len(ops.messages)

@@ -59,3 +59,44 @@ def test_the_queue_is_bounded_and_the_rest_are_refused_with_an_answer():
                for t, p in sent)
     cmds.offer("rtsp2jpg/edge-01/commands/REBOOT!", b"{}")  # not echoed into a topic; counted
     assert len(sent) == 5 and cmds.counts["refused"] == 6
+
+
+class FakeCamera:
+    """Only what Commands.execute reads and calls; `stuck` plays a thread blocked in an OpenCV call."""
+
+    def __init__(self, stuck: bool = False) -> None:
+        self.disabled, self.alive, self.stuck = False, True, stuck
+        self.status = type("S", (), {"value": "active"})()
+
+    def disable(self) -> bool:
+        self.disabled = True
+        self.alive = self.stuck
+        self.status.value = "inactive"
+        return not self.stuck
+
+    def restart(self) -> bool:
+        if self.stuck:
+            return False
+        self.disabled, self.alive = False, True
+        self.status.value = "connecting"
+        return True
+
+
+@pytest.mark.parametrize(("action", "start_disabled", "expected"), [
+    ("restart", False, (True, "connecting")), ("disable", False, (True, "inactive")),
+    ("enable", True, (True, "connecting")), ("enable", False, (True, "active"))])
+def test_execute(action, start_disabled, expected):
+    cam = FakeCamera()
+    if start_disabled:
+        cam.disable()
+    service = type("Svc", (), {"camera": lambda self, cid: cam if cid == "front" else None})()
+    cmds = Commands(T, service, lambda t, p: True, enabled=True)
+    assert cmds.execute(action, "front") == expected
+    assert cmds.execute(action, "nope") == (False, "no such camera on this device")
+
+
+def test_a_stuck_capture_thread_is_reported_not_waited_for():
+    cam = FakeCamera(stuck=True)
+    service = type("Svc", (), {"camera": lambda self, cid: cam})()
+    ok, why = Commands(T, service, lambda t, p: True, enabled=True).execute("restart", "front")
+    assert not ok and "still blocked" in why
