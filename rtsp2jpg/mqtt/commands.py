@@ -143,4 +143,7 @@ class Commands:
             done = cam.restart()
         if not done:
             return False, "the capture thread is still blocked in a call; try again later"
+        if self.service.camera(camera_id) is not cam:  # unregistered meanwhile: leave nothing running
+            cam.stop()
+            return False, "no such camera on this device"
         return True, cam.status.value

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from rtsp2jpg.process import board_health as bh
 
-# `cat /sys/class/thermal/thermal_zone*/{type,temp}` on a Jetson Nano (L4T 32.7); PMIC-Die is a fixed 100 C.
+# Zone types and readings in the form a Jetson Nano (L4T 32.x) reports them; PMIC-Die is a fixed 100 C.
 JETSON_NANO = [("AO-therm", "39500"), ("CPU-therm", "41000"), ("GPU-therm", "38500"), ("PLL-therm", "37250"),
                ("PMIC-Die", "100000"), ("thermal-fan-est", "40100")]
 PI4 = [("cpu-thermal", "54530\n")]
