@@ -287,9 +287,11 @@ def main() -> int:
 
             spread = reconnect_spread(sites[0], min(per_site, n), 2.0)
             if spread:
+                busiest = max(sum(1 for t in spread if s <= t < s + 0.1) for s in spread)
                 print(f"site broker restarted: {len(spread)} devices reconnected from {spread[0]:.1f}s to "
                       f"{spread[-1]:.1f}s after it listened (p10 {percentile(spread, 10):.1f}s, median "
-                      f"{percentile(spread, 50):.1f}s, p90 {percentile(spread, 90):.1f}s)"
+                      f"{percentile(spread, 50):.1f}s, p90 {percentile(spread, 90):.1f}s; at most {busiest} in "
+                      f"100 ms; {cpu_seconds(sites[0].proc.pid):.2f}s of its CPU)"
                       + (" with paho's backoff, no jitter" if args.no_jitter else " with the Publisher's jitter"))
         finally:
             for w in workers:

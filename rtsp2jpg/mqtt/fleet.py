@@ -23,7 +23,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from rtsp2jpg.mqtt.fleet_stats import Malformed, health, number, parse_stats, trouble
+from rtsp2jpg.mqtt.fleet_stats import Malformed, health, number, parse_stats, severity, trouble
 
 MAX_PAYLOAD = 65536  # a status or state payload is well under 1 KiB
 STATUSES = ("active", "connecting", "error", "inactive", "unknown")
@@ -118,7 +118,7 @@ class Fleet:
                          "stats": health(dev.stats, now)}
                 devices.append({**entry, "trouble": trouble(entry)})
             malformed = self.malformed
-        devices.sort(key=lambda d: not d["trouble"])  # stable: trouble first, each group by id
+        devices.sort(key=lambda d: severity(d["trouble"]))  # stable: the worst first, then by id
         cams = [c for d in devices for c in d["cameras"]]
         summary = {"devices": len(devices), "offline": sum(d["availability"] == "offline" for d in devices),
                    "stale": sum(bool(d["stats"] and d["stats"]["stale"]) for d in devices), "cameras": len(cams)}

@@ -74,6 +74,14 @@ def health(stats: dict[str, Any] | None, now: float) -> dict[str, Any] | None:
                                      "throttled")}}
 
 
+TROUBLES = ("offline", "unknown", "camera error", "stale", "throttled", "camera not active")
+
+
+def severity(troubles: list[str]) -> int:
+    """Sort key of a device: the rank of its worst trouble; all well sorts last."""
+    return TROUBLES.index(troubles[0]) if troubles else len(TROUBLES)
+
+
 def trouble(device: dict[str, Any]) -> list[str]:
     """Why a device needs a look, worst first (empty: all well). `fleet` sorts by this."""
     found = []

@@ -62,7 +62,7 @@ def test_stale_after_three_intervals_and_trouble_sorted_first():
                    d_hot=stats(now - 5, throttled={"now": ["throttled"]}), e_err=stats(now - 5, "error"))
     view = f.view(now)
     order = [d["device"] for d in view["devices"]]
-    assert order == ["b_stale", "d_hot", "e_err", "a_fine", "c_fresh_edge"]
+    assert order == ["e_err", "b_stale", "d_hot", "a_fine", "c_fresh_edge"]  # worst first, then by id
     by_id = {d["device"]: d for d in view["devices"]}
     assert by_id["b_stale"]["stats"]["stale"] is True and by_id["c_fresh_edge"]["stats"]["stale"] is False
     assert by_id["b_stale"]["trouble"] == ["stale"] and by_id["d_hot"]["trouble"] == ["throttled"]
