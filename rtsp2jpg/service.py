@@ -142,7 +142,7 @@ class Service:
             if self._tick_hook is not None:
                 self._tick_hook(self._stop_supervisor)
             # Dead on two ticks in a row: a camera being added is in the dict just before its start().
-            not_alive = [cam.id for cam in self.cameras() if not cam.alive]
+            not_alive = [cam.id for cam in self.cameras() if not cam.alive and not cam.disabled]
             dead = [cid for cid in not_alive if cid in suspects]
             suspects = set(not_alive)
             if dead and dead != self.dead_threads:
@@ -195,6 +195,10 @@ class Service:
         """Before every connection (start, reconnect): the registry may predate the allow-list, and a
         name may resolve elsewhere later. Raises NotAllowedError/UrlError; the camera shows it."""
         check_allowed(url, networks, self.resolve)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopped
 
     def cameras(self) -> list[Camera]:
         with self._lock:

@@ -27,6 +27,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
+# Test tools from npm (a clustered MQTT broker): pinned in scripts/test-npm.txt, installed under .test-tools/.
+if [ "${1:-}" = "--test" ] && [ -f scripts/test-npm.txt ]; then
+  command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm >&2
+  if [ ! -f .test-tools/.installed ] || [ scripts/test-npm.txt -nt .test-tools/.installed ]; then
+    mapfile -t npm_packages < <(grep -v '^#' scripts/test-npm.txt)
+    npm install --prefix .test-tools --no-audit --no-fund --silent "${npm_packages[@]}" >&2
+    touch .test-tools/.installed
+  fi
+fi
+
 # The distribution's python3 (not a pyenv/conda one): that is where python3-opencv and gi live.
 PY=/usr/bin/python3
 if [ ! -x .venv/bin/python ]; then

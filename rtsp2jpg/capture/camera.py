@@ -73,6 +73,7 @@ class Camera(SourceTrials):
         self._clock, self._wall = clock, wall
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.disabled = False  # stopped on purpose (disable()): not a dead thread for the supervisor
         self._status_lock = threading.Lock()
         self._last_retrieve = -1e9
         self._failures = 0
@@ -113,6 +114,21 @@ class Camera(SourceTrials):
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def disable(self) -> bool:
+        """Stop capturing until `restart()` (an operator's command; not kept across a service restart).
+        False if the thread is still blocked in a call at the stop deadline."""
+        self.disabled = True
+        return self.stop()
+
+    def restart(self) -> bool:
+        """A fresh thread and RTSP session (also how a disabled camera is enabled); False, and nothing
+        started, while the old thread is still blocked in a call."""
+        if self._thread is not None and not self.stop():
+            return False
+        self._stop, self._thread, self.disabled = threading.Event(), None, False
+        self.start()
+        return True
 
     # -- status ----------------------------------------------------------------------------------
 

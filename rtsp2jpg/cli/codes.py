@@ -1,6 +1,6 @@
 """The exit codes of every `rtsp2jpg` command, in one place (fleet's live in mqtt/fleet.py's callers too).
 
-0 ok, 1 runtime failure (no frame, request refused; `fleet`: a camera in error or a device offline),
+0 ok, 1 runtime failure (no frame, request refused; `fleet`: a camera in error or a device offline or stale),
 2 bad configuration or usage, 3 OpenCV (cv2) missing, 4 a running service (`cameras`) or the MQTT
 broker (`fleet`) could not be reached, 5 (`fleet`) all else well but malformed messages were skipped.
 """

@@ -151,8 +151,9 @@ def add_camera_parsers(sub: Any) -> None:
 def add_fleet_parser(sub: Any) -> argparse.ArgumentParser:
     """The `fleet` subcommand's arguments (the command: mqtt/reader.py)."""
     p = sub.add_parser("fleet", help="print every device and camera from the broker's retained topics",
-                       description="Exit 0 when all is well, 1 when a camera is in error or a device "
-                                   "offline, 4 when the broker cannot be read, 5 when all else is well "
+                       description="Devices in trouble are listed first. Exit 0 when all is well, 1 when "
+                                   "a camera is in error or a device offline or stale (stats older than "
+                                   "three intervals), 4 when the broker cannot be read, 5 when all else is well "
                                    "but malformed messages were skipped (counted on stderr and as "
                                    "'malformed' in --json).")
     p.add_argument("--broker", default="localhost", help="broker host (default: localhost)")

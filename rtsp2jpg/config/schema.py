@@ -165,6 +165,10 @@ class MqttConfig:
     base_topic: str = _opt("rtsp2jpg", "topics live under <base_topic>/<device_id>/", prefix_problem)
     keepalive: int = _opt(60, "MQTT keepalive seconds", _range(5, 3600))
     snapshot_interval_sec: float = _opt(0.0, "publish a snapshot per camera this often (0 = off)", _non_negative)
+    stats_interval_sec: float = _opt(60.0, "publish retained device stats (CPU, memory, board, cameras) this often "
+                                     "(0 = off)", lambda v: None if v == 0 or 1 <= v <= 86400
+                                     else f"must be 0 (off) or between 1 and 86400, got {v!r}")
+    commands_enabled: bool = _opt(False, "accept camera restart/disable/enable over MQTT (ACLs: docs/fleet.md)")
     snapshot_quality: int = _opt(70, "JPEG quality of published snapshots", _range(1, 100))
     snapshot_width: int = _opt(640, "width of published snapshots (0 = full size)", _range(0, 8192))
     snapshot_retain: bool = _opt(False, "retain the last snapshot on the broker")

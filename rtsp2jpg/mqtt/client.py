@@ -3,6 +3,7 @@ MQTT v5-callback clients, credentials and TLS."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -21,3 +22,9 @@ def make_client(client_id: str, *, username: str = "", password: str | None = No
         if insecure:
             client.tls_insecure_set(True)
     return client
+
+
+def jitter_reconnect(client: Any, low: float = 1.0, high: float = 5.0, cap: float = 30.0) -> None:
+    """Draw the first retry delay at random (paho then doubles it up to `cap`). paho's backoff has no
+    jitter: after a broker restart every device would retry in the same instant, at 1, 2, 4... s."""
+    client.reconnect_delay_set(min_delay=random.uniform(low, high), max_delay=cap)

@@ -80,6 +80,10 @@ class Topics:
     def state(self) -> str:
         return f"{self.root}/state"
 
+    @property
+    def stats(self) -> str:
+        return f"{self.root}/stats"
+
     def status(self, camera_id: str) -> str:
         return f"{self.root}/cameras/{camera_id}/status"
 
@@ -96,6 +100,22 @@ class Topics:
     @property
     def request_filter(self) -> str:
         return f"{self.root}/cameras/+/snapshot/request"
+
+    def command(self, action: str) -> str:
+        return f"{self.root}/commands/{action}"
+
+    def command_response(self, action: str) -> str:
+        return f"{self.root}/commands/{action}/response"
+
+    @property
+    def command_filter(self) -> str:
+        return f"{self.root}/commands/+"
+
+    def action_of(self, topic: str) -> str | None:
+        """`<root>/commands/<action>` -> action (any one level), else None."""
+        head = f"{self.root}/commands/"
+        rest = topic[len(head):] if topic.startswith(head) else ""
+        return rest if rest and "/" not in rest else None
 
     @property
     def ha_status(self) -> str:

@@ -1,10 +1,12 @@
 """`rtsp2jpg fleet`'s model: every device and camera from the broker's retained topics (reader.py reads them).
 
-It subscribes to `<base>/+/availability`, `<base>/+/state` and `<base>/+/cameras/+/status` (never
-the snapshots), then publishes a marker to itself: the broker replays retained messages before it
-delivers the marker, so the marker says "you have the whole fleet". Exit 1 when any camera is in
-`error` or any device is `offline`; 4 when the broker cannot be read (as `cameras` for a service);
-5 when all that could be read is fine but malformed messages were skipped.
+It subscribes to `<base>/+/availability`, `<base>/+/state`, `<base>/+/stats` and
+`<base>/+/cameras/+/status` (never the snapshots), then publishes a marker to itself: the broker
+replays retained messages before it delivers the marker, so the marker says "you have the whole
+fleet". Devices are listed trouble first (fleet_stats.trouble), then by id. Exit 1 when any camera
+is in `error` or any device is `offline` or stale (stats older than three of its intervals); 4 when
+the broker cannot be read (as `cameras` for a service); 5 when all that could be read is fine but
+malformed messages were skipped.
 
 Anyone who may publish to the broker writes what this prints: every message is checked against the
 contract (types, sizes, finite numbers) and skipped if it does not fit, and every printed cell has
@@ -21,14 +23,12 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from rtsp2jpg.mqtt.fleet_stats import Malformed, health, number, parse_stats, severity, trouble
+
 MAX_PAYLOAD = 65536  # a status or state payload is well under 1 KiB
 STATUSES = ("active", "connecting", "error", "inactive", "unknown")
 _NUMBER_FIELDS = ("since", "last_seen", "fps", "width", "height")
 _TEXT_FIELDS = ("status", "previous", "error", "backend")
-
-
-class Malformed(ValueError):
-    """A message that does not fit the MQTT contract; it is skipped and counted."""
 QUIET_SEC = 2.0  # no marker (publishing denied) and nothing new for this long: the replay is over
 CAMERA_FIELDS = ("status", "previous", "since", "last_seen", "error", "backend", "fps", "width", "height")
 
@@ -38,6 +38,7 @@ class Device:
     availability: str = "unknown"
     state: dict[str, Any] = field(default_factory=dict)
     cameras: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stats: dict[str, Any] | None = None
 
 
 class Fleet:
@@ -78,6 +79,10 @@ class Fleet:
             state = _state(payload) if payload else {}
             with self.lock:
                 self._device(parts[0]).state = state
+        elif len(parts) == 2 and parts[1] == "stats":
+            stats = parse_stats(_object(payload)) if payload else None
+            with self.lock:
+                self._device(parts[0]).stats = stats
         elif len(parts) == 4 and parts[1] == "cameras" and parts[3] == "status":
             status = _status(payload) if payload else None
             with self.lock:
@@ -94,28 +99,33 @@ class Fleet:
     def _device(self, device_id: str) -> Device:
         return self.devices.setdefault(device_id, Device())
 
-    def view(self) -> dict[str, Any]:
-        """The JSON document `--json` prints; also what the table is made from."""
+    def view(self, now: float | None = None) -> dict[str, Any]:
+        """The JSON document `--json` prints; also what the table is made from. Trouble first."""
+        now = time.time() if now is None else now
         with self.lock:
             devices = []
             for device_id in sorted(self.devices):
                 dev = self.devices[device_id]
                 ids = set(dev.cameras) | set(dev.state.get("cameras") or [])
-                cameras = [{"id": cid, **{k: dev.cameras.get(cid, {}).get(k) for k in CAMERA_FIELDS}}
-                           for cid in sorted(ids)]
+                ages = (dev.stats or {}).get("cameras", {})
+                cameras = [{"id": cid, **{k: dev.cameras.get(cid, {}).get(k) for k in CAMERA_FIELDS},
+                            "frame_age_sec": ages.get(cid, {}).get("frame_age_sec")} for cid in sorted(ids)]
                 for cam in cameras:
                     cam["status"] = cam["status"] or "unknown"
-                devices.append({"device": device_id, "availability": dev.availability,
-                                "version": dev.state.get("version"), "hostname": dev.state.get("hostname"),
-                                "started_at": dev.state.get("started_at"), "cameras": cameras})
+                entry = {"device": device_id, "availability": dev.availability,
+                         "version": dev.state.get("version"), "hostname": dev.state.get("hostname"),
+                         "started_at": dev.state.get("started_at"), "cameras": cameras,
+                         "stats": health(dev.stats, now)}
+                devices.append({**entry, "trouble": trouble(entry)})
+            malformed = self.malformed
+        devices.sort(key=lambda d: severity(d["trouble"]))  # stable: the worst first, then by id
         cams = [c for d in devices for c in d["cameras"]]
         summary = {"devices": len(devices), "offline": sum(d["availability"] == "offline" for d in devices),
-                   "cameras": len(cams)}
-        for status in ("active", "connecting", "error", "inactive", "unknown"):
+                   "stale": sum(bool(d["stats"] and d["stats"]["stale"]) for d in devices), "cameras": len(cams)}
+        for status in STATUSES:
             summary[status] = sum(c["status"] == status for c in cams)
-            malformed = self.malformed
-        return {"ok": summary["offline"] == 0 and summary["error"] == 0, "summary": summary, "devices": devices,
-                "malformed": malformed}
+        ok = summary["offline"] == 0 and summary["error"] == 0 and summary["stale"] == 0
+        return {"ok": ok, "summary": summary, "devices": devices, "malformed": malformed}
 
 
 def _object(payload: bytes) -> dict[str, Any]:
@@ -125,11 +135,6 @@ def _object(payload: bytes) -> dict[str, Any]:
     return data
 
 
-def _number(value: Any) -> bool:
-    return value is None or (isinstance(value, int | float) and not isinstance(value, bool)
-                             and math.isfinite(value) and abs(value) <= 1e15)
-
-
 def _status(payload: bytes) -> dict[str, Any]:
     """`.../cameras/<id>/status` as the contract says (topics.status_payload), else Malformed."""
     data = _object(payload)
@@ -137,7 +142,7 @@ def _status(payload: bytes) -> dict[str, Any]:
         raise Malformed("unknown camera status")
     if not all(data.get(k) is None or isinstance(data.get(k), str) for k in _TEXT_FIELDS):
         raise Malformed("a text field is not text")
-    if not all(_number(data.get(k)) for k in _NUMBER_FIELDS):
+    if not all(number(data.get(k)) for k in _NUMBER_FIELDS):
         raise Malformed("a number field is not a finite number")
     return {k: data.get(k) for k in CAMERA_FIELDS}
 
@@ -150,7 +155,7 @@ def _state(payload: bytes) -> dict[str, Any]:
         raise Malformed("state.cameras is not a list of ids")
     if not all(data.get(k) is None or isinstance(data.get(k), str) for k in ("version", "hostname")):
         raise Malformed("a text field is not text")
-    if not _number(data.get("started_at")):
+    if not number(data.get("started_at")):
         raise Malformed("state.started_at is not a finite number")
     return {k: data.get(k) for k in ("version", "hostname", "started_at", "cameras")}
 
@@ -185,6 +190,11 @@ def ago(ts: Any, now: float) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h ago"
 
 
+def _availability(dev: dict[str, Any]) -> str:
+    """`online`, or `online,stale` when the device's stats stopped coming (its Will may not have crossed)."""
+    return dev["availability"] + (",stale" if dev["stats"] and dev["stats"]["stale"] else "")
+
+
 def table(view: dict[str, Any], now: float | None = None) -> str:
     now = time.time() if now is None else now
     rows = [("DEVICE", "AVAILABILITY", "CAMERA", "STATUS", "SINCE", "LAST SEEN", "ERROR")]
@@ -192,7 +202,7 @@ def table(view: dict[str, Any], now: float | None = None) -> str:
         first = True
         for cam in dev["cameras"] or [{"id": "-", "status": "-"}]:
             rows.append(tuple(printable(str(cell)) for cell in (
-                dev["device"] if first else "", dev["availability"] if first else "", cam["id"],
+                dev["device"] if first else "", _availability(dev) if first else "", cam["id"],
                 cam["status"], ago(cam.get("since"), now), ago(cam.get("last_seen"), now)))
                 + (printable(str(cam.get("error") or ""))[:80],))
             first = False
@@ -201,5 +211,5 @@ def table(view: dict[str, Any], now: float | None = None) -> str:
     s = view["summary"]
     lines.append(f"{s['devices']} device(s), {s['offline']} offline; {s['cameras']} camera(s): "
                  f"{s['active']} active, {s['connecting']} connecting, {s['error']} error, "
-                 f"{s['inactive']} inactive, {s['unknown']} unknown")
+                 f"{s['inactive']} inactive, {s['unknown']} unknown" + (f"; {s['stale']} stale" if s['stale'] else ""))
     return "\n".join(line.rstrip() for line in lines)

@@ -37,6 +37,25 @@ class PublisherHost(Protocol):
 class Messages:
     """Publisher's sending side (see Publisher for the attributes used)."""
 
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def state(self) -> str:
+        return "connected" if self._connected else "disconnected"
+
+    def publish_response(self, topic: str, payload: dict[str, Any]) -> bool:
+        """A command's answer (commands.py): QoS 1, not retained; dropped while disconnected."""
+        client = self.client
+        if client is None or not self._connected:
+            return False
+        return client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=1).rc == mqtt.MQTT_ERR_SUCCESS
+
+    def publish_stats(self, payload: dict[str, Any]) -> bool:
+        """The retained stats message (stats.py's thread); False while disconnected or paho's queue is full."""
+        return self.client is not None and self._ready and self._send(self.topics.stats, payload, "stats")
+
     def publish_snapshot(self, camera_id: str, jpeg: bytes) -> bool:
         """QoS 0 JPEG; skipped while disconnected or while this camera's previous one is still queued."""
         client = self.client

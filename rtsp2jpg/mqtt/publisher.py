@@ -27,9 +27,11 @@ import paho.mqtt.client as mqtt
 from rtsp2jpg.capture.status import StatusChange
 from rtsp2jpg.config import ConfigError
 from rtsp2jpg.mqtt import contract
-from rtsp2jpg.mqtt.client import make_client
+from rtsp2jpg.mqtt.client import jitter_reconnect, make_client
+from rtsp2jpg.mqtt.commands import Commands
 from rtsp2jpg.mqtt.messages import Messages, PublisherHost
 from rtsp2jpg.mqtt.snapshots import Snapshotter
+from rtsp2jpg.mqtt.stats import StatsTimer
 from rtsp2jpg.urls import redact
 
 log = logging.getLogger(__name__)
@@ -57,11 +59,13 @@ class Publisher(Messages):
                            if c.snapshot_interval_sec >= 0}
         self.snapshots = Snapshotter(service.cameras, self._interval_for, service.backend.encode_jpeg,
                                      cfg.snapshot_quality, cfg.snapshot_width, self.publish_snapshot)
+        self.stats = StatsTimer(cfg.stats_interval_sec, service.started_at, service.cameras, lambda: self._ready,
+                                self.publish_stats)
+        self.commands = Commands(self.topics, service, self.publish_response, cfg.commands_enabled)
         self._lock = threading.Lock()
         self._latest: dict[str, StatusChange] = {}  # the truth re-published after every connect
         self._ops: deque[tuple[str, str, StatusChange | None]] = deque()
-        self._resync = False
-        self._state_dirty = False
+        self._resync = self._state_dirty = False
         self._hass_for: set[str] = set()
         self._hass_all_at: float | None = None
         self._stale: set[str] = set()
@@ -69,7 +73,7 @@ class Publisher(Messages):
         self._connected = False  # CONNACK accepted
         self._ready = False  # ...and subscribed: paho has re-sent its own queue, our turn
         self.error: str | None = None
-        self.published = {"status": 0, "state": 0, "snapshot": 0, "discovery": 0, "clear": 0}  # for /metrics
+        self.published = {"status": 0, "state": 0, "snapshot": 0, "discovery": 0, "clear": 0, "stats": 0}  # /metrics
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,19 +81,13 @@ class Publisher(Messages):
 
     # -- public ----------------------------------------------------------------------------------
 
-    @property
-    def connected(self) -> bool:
-        return self._connected
-
-    @property
-    def state(self) -> str:
-        return "connected" if self._connected else "disconnected"
-
     def start(self) -> None:
         """Connect in the background (a dead broker at boot is retried, never raised) and start threads."""
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
         self._thread.start()
         self.snapshots.start()
+        self.stats.start()
+        self.commands.start()
         try:
             self.client = self._make_client()
             self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
@@ -135,6 +133,8 @@ class Publisher(Messages):
         self._stopped = True
         deadline = time.monotonic() + timeout
         self.snapshots.stop(min(1.0, timeout / 4))
+        self.stats.stop(min(1.0, timeout / 4))
+        self.commands.stop(min(1.0, timeout / 4))
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -167,7 +167,7 @@ class Publisher(Messages):
                              ca_file=cfg.tls.ca_file, cert_file=cfg.tls.cert_file, key_file=cfg.tls.key_file,
                              insecure=cfg.tls.insecure, factory=self._client_factory)
         client.will_set(self.topics.availability, contract.OFFLINE, qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        jitter_reconnect(client)  # first retry after 1-5 s, doubling to 30 s
         client.max_queued_messages_set(MAX_PAHO_QUEUE)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -187,7 +187,7 @@ class Publisher(Messages):
         self.error = None
         log.info("MQTT: connected to %s:%d", self.cfg.host, self.cfg.port)
         client.publish(self.topics.availability, contract.ONLINE, qos=1, retain=True)  # birth, every connect
-        subs = [(self.topics.request_filter, 1), (self.topics.status_filter, 1)]
+        subs = [(self.topics.request_filter, 1), (self.topics.status_filter, 1), *self.commands.filters]
         if self.cfg.homeassistant.enabled:
             subs.append((self.topics.ha_status, 1))
         # The re-publish waits for SUBACK: paho re-sends messages left over from the previous
@@ -209,8 +209,9 @@ class Publisher(Messages):
             log.error("MQTT: cannot connect to %s:%d: %s (retrying)", self.cfg.host, self.cfg.port, reason)
         self.error = reason
 
-    def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _on_disconnect(self, client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         was = self._connected
+        jitter_reconnect(client)  # a fresh draw per outage: the fleet's retries stay spread
         with self._lock:
             self._connected = self._ready = False
         self._snapshot_inflight.clear()  # paho drops unsent QoS 0 packets on reconnect
@@ -219,6 +220,8 @@ class Publisher(Messages):
 
     def _on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
         topic = msg.topic
+        if self.commands.offer(topic, msg.payload):
+            return
         if topic == self.topics.ha_status:
             if msg.payload == b"online":  # HA (re)started: re-send discovery, with jitter as HA asks
                 with self._lock:

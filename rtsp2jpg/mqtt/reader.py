@@ -1,8 +1,9 @@
 """`rtsp2jpg fleet`: a paho client that subscribes to the devices' retained topics and fills a Fleet.
 
-It subscribes to `<base>/+/availability`, `<base>/+/state` and `<base>/+/cameras/+/status` (never
-the snapshots), then publishes a marker to itself: the broker replays retained messages before it
-delivers the marker, so the marker says "you have the whole fleet". Exit codes: cli/codes.py.
+It subscribes to `<base>/+/availability`, `<base>/+/state`, `<base>/+/stats` and
+`<base>/+/cameras/+/status` (never the snapshots), then publishes a marker to itself: the broker
+replays retained messages before it delivers the marker, so the marker says "you have the whole fleet".
+Exit codes: cli/codes.py.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Reader:
             return
         base = self.fleet.base
         # QoS 0: the replay streams without per-message acks, and in order with the marker.
-        client.subscribe([(f"{base}/+/availability", 0), (f"{base}/+/state", 0),
+        client.subscribe([(f"{base}/+/availability", 0), (f"{base}/+/state", 0), (f"{base}/+/stats", 0),
                           (f"{base}/+/cameras/+/status", 0), (self.marker, 0)])
 
     def _on_subscribe(self, client: Any, *_: Any) -> None:

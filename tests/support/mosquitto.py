@@ -1,12 +1,15 @@
 """A real mosquitto broker for tests: free loopback ports, generated config, optional TLS and passwords.
 
 `Mosquitto(workdir, tls=True, users={"dev": "pw"}).start()`; `.kill()` / `.start()` again keeps the
-ports, so clients reconnect to the same address. `Subscriber` is a paho client that records every
-message (topic, payload, retain, qos, arrival time) for assertions.
+ports, so clients reconnect to the same address. `extra` is appended to the generated config (a
+bridge, an ACL file); `persistence=True` keeps retained messages across `.stop()`/`.start()`.
+`Subscriber` is a paho client that records every message (topic, payload, retain, qos, arrival time)
+for assertions.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import socket
@@ -19,6 +22,23 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+FLEET_DOC = Path(__file__).resolve().parents[2] / "docs" / "fleet.md"
+
+
+def documented_block(marker: str) -> str:
+    """The ```conf block after `<!-- marker -->` in docs/fleet.md: the tests and the bench run the
+    documented broker configuration, so the two cannot drift."""
+    block = re.search(rf"<!-- {re.escape(marker)} -->\n```conf\n(.*?)```", FLEET_DOC.read_text(), re.S)
+    if block is None:
+        raise AssertionError(f"docs/fleet.md lost its {marker} block")
+    return block.group(1)
+
+
+def documented_bridge(central_port: int, site: str) -> str:
+    """docs/fleet.md's site-broker bridge configuration, pointed at a central broker on 127.0.0.1."""
+    return (documented_block("bridge-config").replace("CENTRAL_HOST:PORT", f"127.0.0.1:{central_port}")
+            .replace("SITE", site))
 
 
 def free_port() -> int:
@@ -58,7 +78,8 @@ def make_server_cert(directory: Path, ca: tuple[Path, Path]) -> tuple[Path, Path
 class Mosquitto:
     """One mosquitto process; plain listener on `port`, TLS listener on `tls_port` when `tls`."""
 
-    def __init__(self, workdir: Path, *, tls: bool = False, users: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, *, tls: bool = False, users: dict[str, str] | None = None,
+                 extra: str = "", persistence: bool = False) -> None:
         if shutil.which("mosquitto") is None:
             raise RuntimeError("mosquitto is not installed (apt install mosquitto mosquitto-clients)")
         self.workdir = Path(workdir)
@@ -66,6 +87,7 @@ class Mosquitto:
         self.port = free_port()
         self.tls_port = free_port() if tls else None
         self.users = users or {}
+        self.extra, self.persistence = extra, persistence
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.workdir / "mosquitto.log"
         self.ca_cert: Path | None = None
@@ -77,7 +99,8 @@ class Mosquitto:
         self.config_path.write_text(self._config())
 
     def _config(self) -> str:
-        lines = ["per_listener_settings false", "persistence false", "user root",
+        persist = [f"persistence true\npersistence_location {self.workdir}/"] if self.persistence else []
+        lines = ["per_listener_settings false", *(persist or ["persistence false"]), "user root",
                  f"log_dest file {self.log_path}", "log_type all", "log_timestamp true",
                  f"listener {self.port} 127.0.0.1"]
         if self.users:
@@ -93,7 +116,7 @@ class Mosquitto:
         if self.tls_port:
             lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {self.ca_cert}",
                       f"certfile {self.server_cert}", f"keyfile {self.server_key}"]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + (self.extra.rstrip() + "\n" if self.extra else "")
 
     def start(self, timeout: float = 10.0) -> Mosquitto:
         self.proc = subprocess.Popen(["mosquitto", "-c", str(self.config_path)], stdout=subprocess.DEVNULL,
@@ -108,6 +131,10 @@ class Mosquitto:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"mosquitto did not listen within {timeout}s:\n{self.log()}")
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.poll() is None else None
 
     def kill(self) -> None:
         """SIGKILL: clients see the connection drop; retained messages are gone (no persistence)."""

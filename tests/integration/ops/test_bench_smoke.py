@@ -93,3 +93,14 @@ def test_first_snapshot_bench_runs_and_prints_its_table() -> None:
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| rtsp2jpg |")
             or line.startswith("| original reader |")]
     assert len(rows) == 2, proc.stdout
+
+
+def test_mqtt_scale_bench_runs_through_bridged_sites() -> None:
+    """bench/mqtt_scale.py end to end with tiny numbers: real Publishers, two bridged site brokers."""
+    proc = subprocess.run([sys.executable, "bench/mqtt_scale.py", "--devices", "6", "--cameras", "2", "--sites", "2",
+                           "--duration", "2", "--outage", "1", "--flap", "0.5", "--flap-period", "1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "6 devices x 2 cameras (6 connected" in proc.stdout, proc.stdout
+    assert "back on central" in proc.stdout and "6 devices reconnected" not in proc.stdout  # 3 per site
+    assert "3 devices reconnected" in proc.stdout, proc.stdout

@@ -70,3 +70,20 @@ def test_discovery_ids_are_home_assistant_safe():
     assert cam["device"]["name"] == "pi.local" and cam["device"]["identifiers"] == ["rtsp2jpg_pi_local"]
     assert t.camera_of("rtsp2jpg/pi.local/cameras/front/snapshot/request", "snapshot/request") == "front"
     assert t.camera_of("rtsp2jpg/pi.local/cameras/a/b/status", "status") is None
+
+
+def test_reconnect_backoff_starts_at_a_random_delay_per_device():
+    """paho's backoff has no jitter; the Publisher draws the first delay so a fleet's retries spread."""
+    from rtsp2jpg.mqtt.client import jitter_reconnect
+
+    class Recorder:
+        def reconnect_delay_set(self, min_delay: float, max_delay: float) -> None:
+            self.delays = (min_delay, max_delay)
+
+    firsts = []
+    for _ in range(200):
+        client = Recorder()
+        jitter_reconnect(client)
+        firsts.append(client.delays[0])
+        assert 1.0 <= client.delays[0] <= 5.0 and client.delays[1] == 30.0
+    assert max(firsts) - min(firsts) > 3.0  # spread over the range, not one value
