@@ -18,6 +18,7 @@ from rtsp2jpg.capture.frames import EncodeBudget, Frame, FrameSlot
 from rtsp2jpg.capture.opening import Capture, SourceTrials
 from rtsp2jpg.capture.sources import SourceSpec
 from rtsp2jpg.capture.status import Stats, Status, StatusChange, status_view
+from rtsp2jpg.capture.view import Picture
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.urls import redact
 
@@ -53,14 +54,15 @@ class Camera(SourceTrials):
                  source: str = "api", prefer: str = "default", clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, probe: Callable[..., Any] | None = None,
                  diagnose: Callable[..., Any] | None = None, admit: Callable[[str], None] | None = None,
-                 encode_budget: EncodeBudget | None = None) -> None:
+                 encode_budget: EncodeBudget | None = None, picture: Picture | None = None) -> None:
         self.id = camera_id
         self.name = name or camera_id
         self.url = url
         self.source = source  # "config" or "api": where the camera was declared
         self.prefer = prefer
         self.cfg = cfg
-        self.slot = FrameSlot(encode_budget)  # the Service's budget: JPEG caches bounded across cameras
+        # The Service's budget (JPEG caches bounded across cameras); the slot applies the picture settings.
+        self.slot = FrameSlot(encode_budget, picture)
         self.stats = Stats()
         self.status = Status.INACTIVE
         self.since = wall()

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_args, get_origin, get_type_hints
 
+from rtsp2jpg.capture.masks import MAX_POINTS, MAX_POLYGONS, Polygon, parse_polygons
+from rtsp2jpg.capture.view import Crop, parse_crop, parse_rotate
 from rtsp2jpg.mqtt.contract import level_problem, prefix_problem
 from rtsp2jpg.web.trust import host_pattern_problem
 
@@ -24,6 +26,12 @@ class ConfigError(ValueError):
 
 def _opt(default: Any, help: str, check: Callable[[Any], str | None] | None = None) -> Any:
     return field(default=default, metadata={"help": help, "check": check})
+
+
+def _parsed(default: Any, kind: str, help: str, parse: Callable[[Any], Any]) -> Any:
+    """A key whose value is not a plain scalar (polygons, a crop): `parse` validates and converts it;
+    `kind` names its type in the reference."""
+    return field(default=default, metadata={"help": help, "parse": parse, "kind": kind})
 
 
 def _range(lo: float, hi: float) -> Callable[[Any], str | None]:
@@ -177,6 +185,16 @@ class CameraConfig:
     url: str = _opt("", "rtsp:// or rtsps:// URL; put the password in ${VAR}")
     name: str = _opt("", "display name (default: the id)")
     snapshot_interval_sec: float = _opt(-1.0, "per-camera MQTT snapshot interval (-1 = mqtt default)")
+    privacy_masks: tuple[Polygon, ...] = _parsed(
+        (), "list of polygons", f"polygons filled black before any encode (snapshots, MJPEG, MQTT): each a list of "
+        f"[x, y] fractions (0-1) of the stream's picture; at most {MAX_POLYGONS} polygons of 3-{MAX_POINTS} points",
+        parse_polygons)
+    rotate: int = _parsed(0, "integer", "rotate every picture clockwise: 0, 90, 180 or 270 (after the masks)",
+                          parse_rotate)
+    crop: Crop | tuple[()] = _parsed((), "list of 4 numbers", "crop every picture to x,y,w,h fractions (after the "
+                                     "masks, before rotate); empty = whole picture", parse_crop)
+    timestamp: bool = _opt(False, "draw the capture time and camera name into every picture (?timestamp=0 "
+                           "turns it off per request)")
     capture: CaptureConfig = field(default_factory=CaptureConfig,
                                    metadata={"help": "any capture.* key, written flat in the camera entry"})
 
@@ -203,6 +221,8 @@ def documented_keys(cls: type = Config, prefix: str = "") -> list[str]:
         if cls is CameraConfig and f.name == "capture":
             continue  # per-camera capture keys are the capture.* keys, written flat in the entry
         keys.append(key)
+        if f.metadata.get("parse"):
+            continue
         if dataclasses.is_dataclass(kind):
             keys += documented_keys(kind, key + ".")
         elif get_origin(kind) is tuple and dataclasses.is_dataclass(get_args(kind)[0]):
