@@ -17,6 +17,7 @@ from collections.abc import Callable
 from itertools import count
 from typing import Any
 
+from rtsp2jpg.capture import exif
 from rtsp2jpg.capture.view import Picture, View, crop_rotate, transformed_size
 
 Encoder = Callable[..., bytes]  # (image, quality, width, height[, fmt=, stamp=]) -> bytes
@@ -157,15 +158,21 @@ class Frame:
         image = crop_rotate(self.image, view.crop, view.rotate)
         # The encoder fits the size itself (opencv.encode_jpeg uses fit_size too).
         width, height = (0, 0) if full else (view.width, view.height)
-        if view.fmt == "jpeg" and not view.stamp:
-            return encode(image, view.quality, width, height)
-        return encode(image, view.quality, width, height, fmt=view.fmt, stamp=self.stamp_text() if view.stamp else "")
+        if view.fmt != "jpeg" or view.stamp:
+            data = encode(image, view.quality, width, height, fmt=view.fmt,
+                          stamp=self.stamp_text() if view.stamp else "")
+        else:
+            data = encode(image, view.quality, width, height)
+        if view.fmt != "jpeg":
+            return data
+        # Every JPEG says when it was captured and by which camera (EXIF), so a saved one proves its age.
+        return exif.insert(data, self.captured_at, self.picture.camera_id if self.picture is not None else "")
 
     def stamp_text(self) -> str:
         """What `?timestamp=1` draws: the capture time (local, ms) and the camera's name."""
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.captured_at))
         ms = int(self.captured_at * 1000) % 1000
-        name = self.picture.name if self.picture is not None else ""
+        name = exif.sanitize(self.picture.name) if self.picture is not None else ""  # Hershey fonts: ASCII
         return f"{when}.{ms:03d} {name}".strip()
 
     def age(self, now: float | None = None) -> float:

@@ -263,7 +263,7 @@ def draw_stamp(image: np.ndarray, text: str) -> np.ndarray:
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     pad = max(2, th // 3)
     top = max(0, h - th - base - 2 * pad)
-    image[top:h, 0:min(w, tw + 2 * pad)] //= 3  # darken, so the text reads on any scene
+    image[top:h, 0:min(w, tw + 2 * pad)] //= 4  # darken, so the text reads on any scene
     cv2.putText(image, text, (pad, h - base - pad), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
                 thickness, cv2.LINE_AA)
     return image

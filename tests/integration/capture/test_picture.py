@@ -10,8 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
+from rtsp2jpg.capture import exif
 from rtsp2jpg.demo.timecode import read_code
 from rtsp2jpg.web import mjpeg
+from tests.support.exif_reader import read_exif, text
 from tests.support.mosquitto import Mosquitto, Subscriber
 from tests.support.rtsp_server import wait_until
 
@@ -170,3 +172,28 @@ def test_format_by_extension_and_accept(rtsp, service_factory):
     r = svc.get("/snapshot/cam", headers={"Accept": "image/*;q=0"})
     assert r.status == 406 and "detail" in r.json()
     assert svc.get("/snapshot/cam.gif").status == 404
+
+
+def test_jpegs_carry_exif_and_timestamp_draws_into_the_picture(rtsp, service_factory):
+    svc = service_factory({"cameras": [{"id": "cam", "url": rtsp.url("cam")},
+                                       {"id": "stamped", "name": "Stamped door", "url": rtsp.url("cam"),
+                                        "timestamp": True}]})
+    r = wait_until(lambda: (lambda x: x.status == 200 and x)(svc.get("/snapshot/cam")), 30)
+    tags = read_exif(r.body)
+    assert text(tags[exif.TAG_DESCRIPTION]) == "cam"
+    captured = float(r.headers["x-frame-timestamp"])
+    assert (text(tags[exif.TAG_DATETIME_ORIGINAL]), text(tags[exif.TAG_SUBSEC_TIME_ORIGINAL]),
+            text(tags[exif.TAG_OFFSET_TIME_ORIGINAL])) == exif.capture_fields(captured)
+    assert read_exif(mjpeg_part(svc.port, "/stream/cam"))[exif.TAG_DESCRIPTION] == b"cam\0"
+
+    def band(image: np.ndarray) -> np.ndarray:  # where the stamp goes: bottom left
+        return image[-14:-4, 4:150].mean(axis=2)
+
+    plain = decode(svc.get("/snapshot/cam?timestamp=0").body)
+    stamped = decode(svc.get("/snapshot/cam?timestamp=1").body)
+    assert np.median(band(plain)) > 90  # the demo scene
+    assert np.median(band(stamped)) < 75 and (band(stamped) > 200).mean() > 0.03  # dark band, white text
+    default = decode(wait_until(lambda: (lambda x: x.status == 200 and x.body)(svc.get("/snapshot/stamped")), 30))
+    assert np.median(band(default)) < 75
+    assert np.median(band(decode(svc.get("/snapshot/stamped?timestamp=0").body))) > 90
+    assert read_exif(svc.get("/snapshot/stamped").body)[exif.TAG_DESCRIPTION] == b"stamped\0"
