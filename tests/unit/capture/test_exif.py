@@ -16,7 +16,6 @@ from rtsp2jpg.capture.opencv import encode_jpeg
 from rtsp2jpg.capture.view import Picture
 from tests.support.exif_reader import read_exif, text
 
-
 JPEG = encode_jpeg(np.full((16, 16, 3), 90, np.uint8), 80)
 
 
