@@ -113,6 +113,10 @@ class HttpConfig:
     api_key: str = _opt("", "API key for mutating endpoints and /cameras; empty = loopback-only mutations")
     protect_snapshots: bool = _opt(False, "require the API key for snapshots, status, streams and metrics too "
                                    "(needs http.api_key)")
+    link_secret: str = _opt("", "key of signed snapshot/stream links (POST /cameras/<id>/links); empty = derived "
+                            "from http.api_key. Changing either revokes every link")
+    link_max_ttl_sec: float = _opt(604800.0, "longest life of a signed link (7 days); links living longer than "
+                                   "this allows now stop working", _range(1, 31536000))
     max_body_bytes: int = _opt(16384, "largest accepted request body", _range(256, 1048576))
     long_poll_timeout_sec: float = _opt(10.0, "longest wait of a ?after= long-poll", _range(0.1, 120))
     max_long_polls: int = _opt(32, "concurrent ?after= long-polls; more get 503 so they cannot starve workers",

@@ -24,6 +24,7 @@ from rtsp2jpg.capture.view import PICTURE_KEYS, View, parse_crop, parse_rotate, 
 from rtsp2jpg.registry import RegistryError
 from rtsp2jpg.service import ConflictError, Service
 from rtsp2jpg.urls import NotAllowedError, UrlError
+from rtsp2jpg.web import links
 from rtsp2jpg.web.formats import CONTENT_TYPES, EXTENSIONS, NotAcceptable, negotiate
 from rtsp2jpg.web.limits import MAX_DIMENSION, flag, long_poll_budget, number, parsed
 
@@ -38,9 +39,10 @@ class Guards:
     """What every route calls first (from app.py): the API-key/loopback check, the read check, the lookup."""
 
     authorize: Callable[[bool], None]
-    protect_reads: Callable[[], None]
+    protect_reads: Callable[..., None]  # (camera_id, kind): a signed link to that resource passes too
     camera_or_404: Callable[[str], Camera]
     read_json: Callable[[], dict[str, Any]]
+    signing_key: bytes | None = None  # of signed links (links.link_key); None: no secret is set
 
 
 def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
@@ -110,13 +112,29 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
         bottle.response.content_type = "application/json"
         return json.dumps([list_view(c) for c in service.cameras()])
 
+    @app.post("/cameras/<camera_id>/links")
+    def make_links(camera_id: str) -> dict[str, Any]:
+        """Signed links to this camera's snapshot and stream, valid ttl_sec (API key required)."""
+        authorize(mutating=True)
+        if guards.signing_key is None:
+            raise _fail(409, "signed links need http.api_key (or http.link_secret); without a key snapshots "
+                             "are open anyway")
+        ttl = read_json().get("ttl_sec", 3600)
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 1 <= ttl <= http.link_max_ttl_sec:
+            raise _fail(400, f"ttl_sec must be a number of seconds from 1 to {http.link_max_ttl_sec:g} "
+                             "(http.link_max_ttl_sec)")
+        cam = camera_or_404(camera_id)
+        url, exp = links.make(guards.signing_key, "snapshot", cam.id, ttl)
+        stream_url, _ = links.make(guards.signing_key, "stream", cam.id, ttl)
+        return {"url": url, "stream_url": stream_url, "expires": exp, "camera": cam.id}
+
     @app.get("/status/<camera_id>")
     def status(camera_id: str) -> dict[str, Any]:
         protect_reads()
         return camera_or_404(camera_id).describe()
 
     def snapshot(camera_id: str, ext: str = "") -> bytes:
-        protect_reads()
+        protect_reads(camera_id, "snapshot")
         cam = camera_or_404(camera_id)
         view = requested_view(cam, ext)
         max_age = number("max_age", float, 0, 86400)

@@ -45,6 +45,9 @@ _SNAPSHOT = {
         _q("height", "integer", 1, 8192, "fit into this height, keeping the aspect ratio"),
         _q("max_age", "number", 0, 86400, "seconds; wait briefly for a fresher frame, else 503"),
         _q("after", "integer", 0, 2**62, "long-poll: wait for a frame with a sequence number above this"),
+        _q("exp", "integer", 1, 10**12, "signed link: expiry, epoch seconds (with sig)"),
+        {"name": "sig", "in": "query", "required": False, "description": "signed link: signature from "
+         "POST /cameras/{camera_id}/links; opens this camera without the key until exp", "schema": {"type": "string"}},
         {"name": "rotate", "in": "query", "required": False, "description": "clockwise degrees, on top of the "
          "camera's rotate", "schema": {"type": "integer", "enum": [0, 90, 180, 270]}},
         {"name": "crop", "in": "query", "required": False, "description": "x,y,w,h fractions of the camera's "
@@ -63,7 +66,8 @@ _SNAPSHOT = {
                 "headers": {h: {"schema": {"type": "string"}} for h in
                             ("ETag", "Last-Modified", "X-Frame-Timestamp", "X-Frame-Seq", "Cache-Control", "Vary")}},
         "304": {"description": "not modified (If-None-Match), or no newer frame before the long-poll ended"},
-        "400": _ERROR, "401": _ERROR, "404": _ERROR,
+        "400": _ERROR, "401": {**_ERROR, "description": "API key needed, or the signed link expired"},
+        "403": {**_ERROR, "description": "signed link invalid (tampered, another camera, revoked)"}, "404": _ERROR,
         "406": {**_ERROR, "description": "Accept excludes JPEG, WebP and PNG"},
         "503": {**_ERROR, "description": "no frame yet / none fresh enough / too many long-polls; see Retry-After"},
     },
@@ -123,6 +127,18 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {"200": {"description": "list", "content": {"application/json": {"schema": {
             "type": "array", "items": {"type": "object"}}}}}, "401": _ERROR},
     },
+    ("post", "/cameras/{camera_id}/links"): {
+        "summary": "signed, expiring links to the camera's snapshot and stream (they open it without the key)",
+        "parameters": [_ID], "security": _SECURED,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"ttl_sec": {"type": "number", "minimum": 1, "default": 3600,
+                                                         "description": "at most http.link_max_ttl_sec"}}}}}},
+        "responses": {"200": {"description": "links", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"url": {"type": "string"}, "stream_url": {"type": "string"},
+                                             "expires": {"type": "integer"}, "camera": {"type": "string"}}}}}},
+                      "400": _ERROR, "401": _ERROR, "404": _ERROR,
+                      "409": {**_ERROR, "description": "neither http.api_key nor http.link_secret is set"}},
+    },
     ("get", "/status/{camera_id}"): {
         "summary": "one camera's status",
         "parameters": [_ID], "security": _SECURED,
@@ -137,7 +153,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "MJPEG stream (multipart/x-mixed-replace)",
         "parameters": [_ID, _q("fps", "number", 0.1, 1000, "frames per second, capped by http.stream_max_fps"),
                        _q("width", "integer", 1, 8192, "fit into this width"),
-                       _q("q", "integer", 1, 100, "JPEG quality")],
+                       _q("q", "integer", 1, 100, "JPEG quality"),
+                       _q("exp", "integer", 1, 10**12, "signed link: expiry (with sig)"),
+                       {"name": "sig", "in": "query", "required": False, "schema": {"type": "string"},
+                        "description": "signed link: stream_url of POST /cameras/{camera_id}/links"}],
         "security": _SECURED,
         "responses": {"200": {"description": "MJPEG", "content": {"multipart/x-mixed-replace": {}}},
                       "400": _ERROR, "401": _ERROR, "404": _ERROR, "503": _ERROR},
