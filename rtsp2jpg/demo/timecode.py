@@ -10,6 +10,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rtsp2jpg.demo.caption import Caption
+
 # --- The time code -------------------------------------------------------------------------------
 # A 16x7 grid of 16 px blocks at (16, 16) in the luma plane: one sync row (a fixed pattern, which
 # also gives the decoder its black and white levels), then 96 data bits, MSB first: 48-bit epoch
@@ -124,6 +126,8 @@ class FrameMaker:
         self._noise = rng.integers(0, self.NOISE + 1, (height + self.JITTER, width + self.JITTER), np.uint8)
         # Quiet zone: one grey block around the code, neutral chroma, so it decodes to clean grey.
         self._quiet_y = CODE_Y + CODE_HEIGHT + BLOCK, CODE_X + CODE_WIDTH + BLOCK
+        # The same time and frame number in figures, right of the quiet zone (where the stream is wide enough).
+        self._caption = Caption(self._quiet_y[1] + BLOCK // 2, CODE_Y, width, height)
 
     def draw(self, ms: int, frame: int) -> np.ndarray:
         """The frame (a reused buffer, valid until the next call) for capture time ``ms``."""
@@ -144,6 +148,7 @@ class FrameMaker:
         self._y[CODE_Y : CODE_Y + CODE_HEIGHT, CODE_X : CODE_X + CODE_WIDTH] = np.where(
             bits.repeat(BLOCK, 0).repeat(BLOCK, 1), _Y_WHITE, _Y_BLACK
         )
+        self._caption.draw(self._y, self._u, self._v, ms, frame)
         return self._buf
 
 
