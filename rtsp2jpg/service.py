@@ -166,7 +166,7 @@ class Service:
         """One line for `systemctl status`: "4 cameras: 3 active, 1 connecting"."""
         cameras = self.cameras()
         statuses = [cam.status.value for cam in cameras]
-        order = ("active", "connecting", "error", "inactive", "unknown")
+        order = ("active", "degraded", "connecting", "error", "inactive", "unknown")
         parts = ", ".join(f"{statuses.count(s)} {s}" for s in order if s in statuses)
         noun = "camera" if len(cameras) == 1 else "cameras"
         return f"{len(cameras)} {noun}: {parts}" if parts else f"0 {noun}"
@@ -273,7 +273,7 @@ class Service:
         return removed or cam is not None
 
     def counts(self) -> dict[str, int]:
-        counts = {"total": 0, "active": 0, "connecting": 0, "error": 0}
+        counts = {"total": 0, "active": 0, "degraded": 0, "connecting": 0, "error": 0}
         for cam in self.cameras():
             counts["total"] += 1
             if cam.status.value in counts:

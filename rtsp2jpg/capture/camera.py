@@ -118,9 +118,9 @@ class Camera(SourceTrials):
 
     # -- status ----------------------------------------------------------------------------------
 
-    def _set_status(self, status: Status, error: str = "") -> None:
+    def _set_status(self, status: Status, error: str = "", expect: tuple[Status, ...] = ()) -> None:
         with self._status_lock:
-            if status == self.status and error == self.error:
+            if (status == self.status and error == self.error) or (expect and self.status not in expect):
                 return
             previous, self.status, self.error = self.status, status, redact(error)
             if status != previous:
@@ -134,6 +134,13 @@ class Camera(SourceTrials):
             self._on_status(change)
         except Exception:  # a listener's bug must not kill the capture thread
             log.exception("%s: status listener failed", self.id)
+
+    def mark_health(self, problem: str | None) -> None:
+        """From the health monitor: active <-> degraded (with the problem); never while (re)connecting."""
+        if problem:
+            self._set_status(Status.DEGRADED, problem, expect=(Status.ACTIVE, Status.DEGRADED))
+        else:
+            self._set_status(Status.ACTIVE, expect=(Status.DEGRADED,))
 
     # -- the thread ------------------------------------------------------------------------------
 
@@ -236,7 +243,7 @@ class Camera(SourceTrials):
         self.slot.want()  # keep the slot rolling while readers keep asking
         if frame is not None and (max_age is None or frame.age() <= max_age):
             return frame
-        if self.status != Status.ACTIVE:
+        if self.status not in (Status.ACTIVE, Status.DEGRADED):
             return frame
         return self.slot.wait_newer(frame.seq if frame else 0, wait)
 

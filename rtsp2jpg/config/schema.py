@@ -143,6 +143,22 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    """Image health (capture/health.py): a camera whose frames are useless is `degraded`, with the reason."""
+
+    enabled: bool = _opt(True, "check each camera's picture every interval_sec (one frame; cheap)")
+    interval_sec: float = _opt(5.0, "how often each camera's newest frame is checked", _range(0.2, 3600))
+    uniform_std: float = _opt(4.0, "grey-level spread of a 16x9 block thumbnail below which the picture is "
+                              "uniform (covered lens, no light, a black stream)", _range(0, 128))
+    frozen_sec: float = _opt(30.0, "a bit-identical picture this long while frames arrive is frozen (a hung "
+                             "encoder); noise or a ticking clock keep a live scene apart", _range(1, 86400))
+    scene_change: float = _opt(0.6, "fraction of thumbnail blocks that must change at once for a sudden "
+                               "scene change (moved or tampered camera)", _range(0.05, 1.01))
+    scene_delta: float = _opt(40.0, "grey levels a block must change by to count as changed", _range(1, 255))
+    scene_hold_sec: float = _opt(60.0, "how long a scene change is reported", _non_negative)
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     db_path: str = _opt("data/rtsp2jpg.db", "SQLite registry of cameras (created with mode 0600)")
 
@@ -211,6 +227,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig, metadata={"help": "HTTP API"})
     storage: StorageConfig = field(default_factory=StorageConfig, metadata={"help": "camera registry"})
     capture: CaptureConfig = field(default_factory=CaptureConfig, metadata={"help": "capture defaults"})
+    health: HealthConfig = field(default_factory=HealthConfig, metadata={"help": "image health checks"})
     mqtt: MqttConfig = field(default_factory=MqttConfig, metadata={"help": "MQTT fleet monitoring"})
     cameras: tuple[CameraConfig, ...] = field(default=(), metadata={"help": "cameras declared in the file"})
 

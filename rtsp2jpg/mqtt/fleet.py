@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_PAYLOAD = 65536  # a status or state payload is well under 1 KiB
-STATUSES = ("active", "connecting", "error", "inactive", "unknown")
+STATUSES = ("active", "degraded", "connecting", "error", "inactive", "unknown")
 _NUMBER_FIELDS = ("since", "last_seen", "fps", "width", "height")
 _TEXT_FIELDS = ("status", "previous", "error", "backend")
 
@@ -111,7 +111,7 @@ class Fleet:
         cams = [c for d in devices for c in d["cameras"]]
         summary = {"devices": len(devices), "offline": sum(d["availability"] == "offline" for d in devices),
                    "cameras": len(cams)}
-        for status in ("active", "connecting", "error", "inactive", "unknown"):
+        for status in STATUSES:
             summary[status] = sum(c["status"] == status for c in cams)
             malformed = self.malformed
         return {"ok": summary["offline"] == 0 and summary["error"] == 0, "summary": summary, "devices": devices,
@@ -200,6 +200,6 @@ def table(view: dict[str, Any], now: float | None = None) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:6], widths, strict=True)) + "  " + r[6] for r in rows]
     s = view["summary"]
     lines.append(f"{s['devices']} device(s), {s['offline']} offline; {s['cameras']} camera(s): "
-                 f"{s['active']} active, {s['connecting']} connecting, {s['error']} error, "
+                 f"{s['active']} active, {s['degraded']} degraded, {s['connecting']} connecting, {s['error']} error, "
                  f"{s['inactive']} inactive, {s['unknown']} unknown")
     return "\n".join(line.rstrip() for line in lines)

@@ -97,13 +97,13 @@ function fillCard(entry) {
   card.querySelector(".name").title = data.id;
   const badge = card.querySelector(".badge");
   badge.textContent = data.status;
-  badge.className = "badge " + (["active", "connecting", "error", "inactive"].includes(data.status) ? data.status : "unknown");
+  badge.className = "badge " + (["active", "degraded", "connecting", "error", "inactive"].includes(data.status) ? data.status : "unknown");
   const size = Array.isArray(data.size) ? data.size.join("x") : "";
   const parts = [age(data.last_seen), data.backend || "", data.fps ? data.fps + " fps" : "", size];
   card.querySelector(".meta").textContent = parts.filter(Boolean).join(" · ");
-  card.querySelector(".error-text").textContent = data.status === "error" && data.error ? data.error : "";
+  card.querySelector(".error-text").textContent = (data.status === "error" || data.status === "degraded") && data.error ? data.error : "";
   card.querySelector(".remove").hidden = data.source === "config";
-  card.classList.toggle("down", data.status !== "active");  // the picture shown is the last one it had
+  card.classList.toggle("down", data.status !== "active" && data.status !== "degraded");  // the picture shown is the last one it had
 }
 
 async function refreshList() {
