@@ -117,7 +117,7 @@ async function refreshList() {
   say("");
   const seen = new Set();
   const grid = $("grid");
-  const counts = { active: 0, connecting: 0, error: 0 };
+  const counts = { active: 0, degraded: 0, connecting: 0, error: 0 };
   for (const data of list) {
     seen.add(data.id);
     let entry = state.cameras.get(data.id);
@@ -139,7 +139,8 @@ async function refreshList() {
   }
   $("empty").hidden = list.length > 0;
   $("summary").textContent = list.length + " camera(s): " + counts.active + " active, " +
-    counts.connecting + " connecting, " + counts.error + " error";
+    (counts.degraded ? counts.degraded + " degraded, " : "") + counts.connecting + " connecting, " +
+    counts.error + " error";
   if (state.view) showFacts(state.view);
 }
 
