@@ -229,8 +229,9 @@ def open_source(spec: SourceSpec) -> Capture:
     return Capture(spec, cap)
 
 
-# Encoder parameters per format: WebP's quality means the same 1-100 as JPEG's; PNG is lossless
-# (level 1: fastest, a 720p frame in ~10 ms instead of ~40 ms at the default 3, for ~10% more bytes).
+# Encoder parameters per format: WebP's quality means the same 1-100 as JPEG's; PNG is lossless at
+# level 1 (measured, 720p demo frame on a loaded 2-core box: 54 ms and 1.41 MB vs 82 ms and 1.37 MB
+# at the default 3; JPEG q85 took 2.6 ms, WebP q85 85 ms).
 _FORMATS = {"jpeg": (".jpg", cv2.IMWRITE_JPEG_QUALITY), "webp": (".webp", cv2.IMWRITE_WEBP_QUALITY),
             "png": (".png", None)}
 
