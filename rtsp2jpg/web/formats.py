@@ -4,7 +4,7 @@ header; JPEG when neither says (the default every existing client expects). MJPE
 
 from __future__ import annotations
 
-FORMATS = ("jpeg", "webp", "png")  # preference order on a tie: JPEG first, the cheapest to encode
+FORMATS = ("jpeg", "webp", "png")  # order on a tie: JPEG (by far the cheapest encode), WebP, PNG (largest)
 CONTENT_TYPES = {"jpeg": "image/jpeg", "webp": "image/webp", "png": "image/png"}
 EXTENSIONS = {"jpg": "jpeg", "jpeg": "jpeg", "webp": "webp", "png": "png"}
 _BY_TYPE = {v: k for k, v in CONTENT_TYPES.items()}
@@ -35,24 +35,25 @@ def _ranges(accept: str) -> list[tuple[str, float]]:
 
 
 def negotiate(accept: str | None) -> str:
-    """The format `accept` prefers: highest q; on a tie a type named outright beats one matched by a
-    wildcard, then FORMATS order. No header, or no image type in it at all: JPEG."""
+    """The format `accept` prefers: the highest q; on a tie FORMATS order, so a browser's `<img>`
+    (`image/webp,...,image/*`) keeps getting JPEG, whose encode costs ~1/30 of WebP's; `image/webp`
+    alone, or above JPEG's q, gets WebP. No image type named at all: JPEG."""
     if not accept:
         return "jpeg"
     ranges = _ranges(accept)
-    scores: dict[str, tuple[float, int]] = {}
+    scores: dict[str, float] = {}
     for fmt in FORMATS:
         media = CONTENT_TYPES[fmt]
         exact = [q for m, q in ranges if m == media]
         if exact:
-            scores[fmt] = (exact[0], 1)  # an explicit type's q wins over wildcards (RFC 9110 12.5.1)
+            scores[fmt] = exact[0]  # an explicit type's q wins over wildcards (RFC 9110 12.5.1)
             continue
         wild = [q for m, q in ranges if m in ("image/*", "*/*")]
         if wild:
-            scores[fmt] = (max(wild), 0)
+            scores[fmt] = max(wild)
     if not scores:
         return "jpeg"  # e.g. `Accept: application/json` only: answer in the default anyway
-    best = max(FORMATS, key=lambda f: (scores.get(f, (0.0, 0)), -FORMATS.index(f)))
-    if scores.get(best, (0.0, 0))[0] <= 0:
+    best = max(FORMATS, key=lambda f: (scores.get(f, 0.0), -FORMATS.index(f)))
+    if scores.get(best, 0.0) <= 0:
         raise NotAcceptable("none of image/jpeg, image/webp, image/png is acceptable")
     return best

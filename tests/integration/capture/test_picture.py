@@ -160,7 +160,7 @@ def test_format_by_extension_and_accept(rtsp, service_factory):
         ("/snapshot/cam", "*/*", "image/jpeg"),
         ("/snapshot/cam", "image/webp,image/*;q=0.8", "image/webp"),
         ("/snapshot/cam", "image/png", "image/png"),
-        ("/snapshot/cam", "image/avif,image/webp,image/apng,image/*,*/*;q=0.8", "image/webp"),  # a browser's <img>
+        ("/snapshot/cam", "image/avif,image/webp,image/apng,image/*,*/*;q=0.8", "image/jpeg"),  # a browser's <img>
         ("/snapshot/cam.jpg", "image/webp", "image/jpeg"),  # the extension wins
         ("/snapshot/cam.webp", None, "image/webp"),
         ("/snapshot/cam.png", "image/jpeg", "image/png"),

@@ -13,7 +13,8 @@ from rtsp2jpg.web.formats import FORMATS, NotAcceptable, negotiate
     (None, "jpeg"), ("", "jpeg"), ("*/*", "jpeg"), ("image/*", "jpeg"), ("application/json", "jpeg"),
     ("image/webp", "webp"), ("image/png", "png"), ("image/png;q=0.5, image/webp;q=0.6", "webp"),
     ("image/webp;q=0, */*", "jpeg"), ("image/jpeg;q=0, image/*;q=0.5", "webp"),
-    ("image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8", "webp"),
+    ("image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8", "jpeg"),  # a browser's <img>
+    ("image/webp,image/*;q=0.8", "webp"), ("image/png,image/webp", "webp"),
     ("IMAGE/PNG", "png"), ("image/png;q=nan, image/jpeg;q=0.1", "jpeg"),
 ])
 def test_negotiate(accept, fmt):
