@@ -22,7 +22,7 @@ from rtsp2jpg.urls import canonical
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MIGRATIONS = {
     1: """
         CREATE TABLE cameras (
@@ -33,7 +33,11 @@ _MIGRATIONS = {
             created_at REAL NOT NULL
         );
     """,
+    # Picture settings of a registered camera (privacy masks, rotate, crop, timestamp) as JSON.
+    2: "ALTER TABLE cameras ADD COLUMN picture TEXT NOT NULL DEFAULT '{}'",
 }
+_SELECT_ALL = "SELECT id, url, name, prefer, created_at, picture FROM cameras ORDER BY created_at, id"
+_INSERT = "INSERT INTO cameras (id, url, name, prefer, created_at, picture) VALUES (?, ?, ?, ?, ?, ?)"
 
 
 class RegistryError(RuntimeError):
@@ -47,6 +51,7 @@ class Registration:
     name: str
     prefer: str
     created_at: float
+    picture: str = "{}"  # JSON: privacy_masks, rotate, crop, timestamp (view.Picture.settings())
 
 
 class Registry:
@@ -120,9 +125,8 @@ class Registry:
         copied = 0
         with self._lock, self._transaction():
             for reg in rows:
-                cur = self._db.execute("INSERT OR IGNORE INTO cameras (id, url, name, prefer, created_at) "
-                                       "VALUES (?, ?, ?, ?, ?)", (reg.id, reg.url, reg.name, reg.prefer,
-                                                                  reg.created_at))
+                cur = self._db.execute(_INSERT.replace("INSERT", "INSERT OR IGNORE", 1),
+                                       (reg.id, reg.url, reg.name, reg.prefer, reg.created_at, reg.picture))
                 copied += cur.rowcount
         error = " ".join(error.split())  # integrity_check answers over several lines; logs and /health want one
         self.recovery = {"recovered_from": str(aside), "rows_recovered": copied, "error": error}
@@ -168,8 +172,7 @@ class Registry:
     def all(self) -> list[Registration]:
         with self._lock:
             try:
-                rows = self._db.execute("SELECT id, url, name, prefer, created_at FROM cameras "
-                                        "ORDER BY created_at, id").fetchall()
+                rows = self._db.execute(_SELECT_ALL).fetchall()
             except sqlite3.Error as e:
                 raise RegistryError(f"cannot read camera registry: {e}") from None
         return [Registration(*row) for row in rows]
@@ -187,10 +190,10 @@ class Registry:
         """Compared in Python over the rows: a canonical column would need a migration, and a device
         has tens of cameras, not thousands."""
         key = canonical(url)
-        rows = self._db.execute("SELECT id, url, name, prefer, created_at FROM cameras ORDER BY created_at, id")
+        rows = self._db.execute(_SELECT_ALL)
         return next((row for row in rows if canonical(row[1]) == key), None)
 
-    def add(self, url: str, name: str = "", prefer: str = "default") -> tuple[Registration, bool]:
+    def add(self, url: str, name: str = "", prefer: str = "default", picture: str = "{}") -> tuple[Registration, bool]:
         """Register `url` (one INSERT, so a crash leaves all of it or none); (registration, created)."""
         with self._lock:
             try:
@@ -202,10 +205,9 @@ class Registry:
                         new_id = secrets.token_hex(4)
                         if not self._db.execute("SELECT 1 FROM cameras WHERE id = ?", (new_id,)).fetchone():
                             break
-                    reg = Registration(new_id, url, name, prefer, time.time())
-                    self._db.execute("INSERT INTO cameras (id, url, name, prefer, created_at) "
-                                     "VALUES (?, ?, ?, ?, ?)", (reg.id, reg.url, reg.name, reg.prefer,
-                                                                reg.created_at))
+                    reg = Registration(new_id, url, name, prefer, time.time(), picture)
+                    self._db.execute(_INSERT,
+                                     (reg.id, reg.url, reg.name, reg.prefer, reg.created_at, reg.picture))
                     return reg, True
             except sqlite3.Error as e:
                 raise RegistryError(f"cannot write camera registry: {e}") from None

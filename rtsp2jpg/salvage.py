@@ -21,6 +21,12 @@ class Row(NamedTuple):
     name: str
     prefer: str
     created_at: float
+    picture: str = "{}"
+
+
+# A row recovered from the indexes alone has lost its picture settings; its privacy masks may be
+# among them, so it comes back fully masked (fail closed) until it is registered again.
+FULLY_MASKED = '{"privacy_masks": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}'
 
 
 class Corrupt(sqlite3.DatabaseError):
@@ -58,7 +64,11 @@ def salvage(path: Path) -> list[Row]:
         db.execute("PRAGMA writable_schema=ON")
     except sqlite3.Error:
         pass
-    select = "SELECT rowid, id, url, name, prefer, created_at FROM cameras"
+    select = "SELECT rowid, id, url, name, prefer, created_at, picture FROM cameras"
+    try:
+        db.execute(f"{select} LIMIT 0")
+    except sqlite3.Error:  # schema 1: no picture settings yet
+        select = "SELECT rowid, id, url, name, prefer, created_at, '{}' FROM cameras"
     try:
         for order in ("ASC", "DESC"):
             try:
@@ -105,12 +115,12 @@ def _from_indexes(db: sqlite3.Connection, found: dict[int, Row]) -> None:
         columns.append(values)
     ids, urls = columns
     for rowid in sorted(set(ids) & set(urls) - set(found)):
-        _keep(found, (rowid, ids[rowid], urls[rowid], "", "default", None))
+        _keep(found, (rowid, ids[rowid], urls[rowid], "", "default", None, FULLY_MASKED))
 
 
 def _keep(found: dict[int, Row], row: tuple[Any, ...]) -> None:
     """Add a salvaged row if its values still have the stored types (garbage pages can decode oddly)."""
-    rowid, cid, url, name, prefer, created = row
+    rowid, cid, url, name, prefer, created, picture = row
     if not (isinstance(rowid, int) and isinstance(cid, str) and cid and isinstance(url, str)):
         return
     try:
@@ -120,4 +130,5 @@ def _keep(found: dict[int, Row], row: tuple[Any, ...]) -> None:
     if not isinstance(created, int | float) or created != created:
         created = time.time()
     found[rowid] = Row(cid, url, name if isinstance(name, str) else "",
-                       prefer if prefer in PREFERENCES else "default", float(created))
+                       prefer if prefer in PREFERENCES else "default", float(created),
+                       picture if isinstance(picture, str) else FULLY_MASKED)

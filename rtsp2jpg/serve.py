@@ -141,6 +141,7 @@ def probe_http(host: str, port: int, timeout: float) -> str | None:
 def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], None] | None = None,
         supervisor_tick_hook: Callable[[threading.Event], None] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code. Under systemd, speaks the notify protocol."""
+    from rtsp2jpg.capture.monitor import HealthMonitor
     from rtsp2jpg.process.nativelog import NativeStderrRedactor
     from rtsp2jpg.web.app import make_app
 
@@ -182,8 +183,10 @@ def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], N
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    health = HealthMonitor(service.cameras, config.health)  # picture checks: active <-> degraded
     try:
         service.start()
+        health.start()
         log.info("serving on http://%s:%s", http.host, port)
         systemd.start()  # READY=1 once /health answers; WATCHDOG=1 while healthy
         if ready:
@@ -194,6 +197,7 @@ def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], N
     finally:
         systemd.stop()  # STOPPING=1 first: no watchdog ping may follow it
         server.close()
+        health.stop()
         service.stop()
         log.info("stopped")
         for redactor in redactors:

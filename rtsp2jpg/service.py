@@ -21,6 +21,7 @@ from rtsp2jpg.capture.camera import Camera
 from rtsp2jpg.capture.frames import EncodeBudget
 from rtsp2jpg.capture.sources import PREFERENCES
 from rtsp2jpg.capture.status import StatusChange
+from rtsp2jpg.capture.view import Picture, same_settings, settings_json
 from rtsp2jpg.config import CaptureConfig, Config
 from rtsp2jpg.registry import Registration, Registry, RegistryError
 from rtsp2jpg.urls import canonical, check_allowed, secrets_of, validate_rtsp_url
@@ -90,7 +91,8 @@ class Service:
         if self.publisher is not None:
             self.publisher.start()  # before cameras, so their first transitions are published
         for cam in self.config.cameras:
-            self._start_camera(cam.id, cam.name, cam.url, cam.capture, source="config")
+            self._start_camera(cam.id, cam.name, cam.url, cam.capture, source="config", picture=Picture(
+                cam.id, cam.name, cam.privacy_masks, cam.rotate, cam.crop, cam.timestamp))
         try:
             registered = self.registry.all()
         except RegistryError as e:  # the config cameras must run even if the registry cannot be read
@@ -104,7 +106,8 @@ class Service:
             if len(self._cameras) >= self.config.capture.max_cameras:
                 skipped.append(reg.id)  # kept in the registry; starts once the limit allows, after a restart
                 continue
-            self._start_camera(reg.id, reg.name, reg.url, self.config.capture, prefer=reg.prefer)
+            self._start_camera(reg.id, reg.name, reg.url, self.config.capture, prefer=reg.prefer,
+                               picture=Picture.from_json(reg.id, reg.name, reg.picture))
         if skipped:
             log.warning("%d registered camera(s) not started, capture.max_cameras is %d: %s "
                         "(raise the limit or unregister cameras, then restart)",
@@ -163,7 +166,7 @@ class Service:
         """One line for `systemctl status`: "4 cameras: 3 active, 1 connecting"."""
         cameras = self.cameras()
         statuses = [cam.status.value for cam in cameras]
-        order = ("active", "connecting", "error", "inactive", "unknown")
+        order = ("active", "degraded", "connecting", "error", "inactive", "unknown")
         parts = ", ".join(f"{statuses.count(s)} {s}" for s in order if s in statuses)
         noun = "camera" if len(cameras) == 1 else "cameras"
         return f"{len(cameras)} {noun}: {parts}" if parts else f"0 {noun}"
@@ -178,14 +181,14 @@ class Service:
                 log.exception("status listener failed")
 
     def _start_camera(self, camera_id: str, name: str, url: str, capture: CaptureConfig, *,
-                      source: str = "api", prefer: str = "default") -> Camera:
+                      source: str = "api", prefer: str = "default", picture: Picture) -> Camera:
         self.secrets.update(secrets_of(url))  # before anything can print the URL (query/path secrets too)
         sources = self.backend.candidates(url, capture, self.backend.capabilities, prefer)
         networks = capture.allow_networks
         cam = Camera(camera_id, name, url, capture, sources, open_source=self.backend.open_source,
                      on_status=self._notify, source=source, prefer=prefer, diagnose=self.backend.diagnose,
                      probe=self.backend.probe, admit=lambda u: self._admit(u, networks),
-                     encode_budget=self.encode_budget)
+                     encode_budget=self.encode_budget, picture=picture)
         with self._lock:
             self._cameras[camera_id] = cam
         cam.start()
@@ -214,8 +217,9 @@ class Service:
         known = {c.id for c in self.config.cameras} | {c.id for c in self.cameras()}
         return known | {r.id for r in self.registry.all()}
 
-    def register(self, url: str, name: str = "", prefer: str = "default") -> tuple[Camera, bool]:
-        """Persist then start; the same URL again returns the existing camera. Never probes."""
+    def register(self, url: str, name: str = "", prefer: str = "default",
+                 picture: dict[str, Any] | None = None) -> tuple[Camera, bool]:
+        """Persist then start; the same URL again returns that camera (other `picture` settings: ConflictError)."""
         validate_rtsp_url(url)
         if prefer not in PREFERENCES:
             raise ValueError(f"prefer must be one of {', '.join(PREFERENCES)}")
@@ -224,14 +228,17 @@ class Service:
         with self._register_lock:  # check, insert and start as one step (see __init__)
             same = self._find_same(url)
             if same is not None:
-                return same, False
+                if picture is None or same_settings(same.slot.picture, picture):
+                    return same, False
+                raise ConflictError(f"camera {same.id} reads this URL with other picture settings; unregister it first")
             self._check_capacity()  # before persisting: a refused camera must not start at the next boot
             reg: Registration
-            reg, created = self.registry.add(url, name, prefer)
+            reg, created = self.registry.add(url, name, prefer, settings_json(picture or {}))
             existing = self.camera(reg.id)
             if existing is not None:
                 return existing, False
-            cam = self._start_camera(reg.id, reg.name, reg.url, self.config.capture, prefer=reg.prefer)
+            cam = self._start_camera(reg.id, reg.name, reg.url, self.config.capture, prefer=reg.prefer,
+                                     picture=Picture.from_json(reg.id, reg.name, reg.picture))
         log.info("%s: registered (%s)", cam.id, "new" if created else "from registry")
         return cam, True
 
@@ -270,7 +277,7 @@ class Service:
         return removed or cam is not None
 
     def counts(self) -> dict[str, int]:
-        counts = {"total": 0, "active": 0, "connecting": 0, "error": 0}
+        counts = {"total": 0, "active": 0, "degraded": 0, "connecting": 0, "error": 0}
         for cam in self.cameras():
             counts["total"] += 1
             if cam.status.value in counts:

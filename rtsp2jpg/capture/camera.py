@@ -18,6 +18,7 @@ from rtsp2jpg.capture.frames import EncodeBudget, Frame, FrameSlot
 from rtsp2jpg.capture.opening import Capture, SourceTrials
 from rtsp2jpg.capture.sources import SourceSpec
 from rtsp2jpg.capture.status import Stats, Status, StatusChange, status_view
+from rtsp2jpg.capture.view import Picture
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.urls import redact
 
@@ -53,14 +54,15 @@ class Camera(SourceTrials):
                  source: str = "api", prefer: str = "default", clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, probe: Callable[..., Any] | None = None,
                  diagnose: Callable[..., Any] | None = None, admit: Callable[[str], None] | None = None,
-                 encode_budget: EncodeBudget | None = None) -> None:
+                 encode_budget: EncodeBudget | None = None, picture: Picture | None = None) -> None:
         self.id = camera_id
         self.name = name or camera_id
         self.url = url
         self.source = source  # "config" or "api": where the camera was declared
         self.prefer = prefer
         self.cfg = cfg
-        self.slot = FrameSlot(encode_budget)  # the Service's budget: JPEG caches bounded across cameras
+        # The Service's budget (JPEG caches bounded across cameras); the slot applies the picture settings.
+        self.slot = FrameSlot(encode_budget, picture)
         self.stats = Stats()
         self.status = Status.INACTIVE
         self.since = wall()
@@ -132,9 +134,9 @@ class Camera(SourceTrials):
 
     # -- status ----------------------------------------------------------------------------------
 
-    def _set_status(self, status: Status, error: str = "") -> None:
+    def _set_status(self, status: Status, error: str = "", expect: tuple[Status, ...] = ()) -> None:
         with self._status_lock:
-            if status == self.status and error == self.error:
+            if (status == self.status and error == self.error) or (expect and self.status not in expect):
                 return
             previous, self.status, self.error = self.status, status, redact(error)
             if status != previous:
@@ -148,6 +150,13 @@ class Camera(SourceTrials):
             self._on_status(change)
         except Exception:  # a listener's bug must not kill the capture thread
             log.exception("%s: status listener failed", self.id)
+
+    def mark_health(self, problem: str | None) -> None:
+        """From the health monitor: active <-> degraded (with the problem); never while (re)connecting."""
+        if problem:
+            self._set_status(Status.DEGRADED, problem, expect=(Status.ACTIVE, Status.DEGRADED))
+        else:
+            self._set_status(Status.ACTIVE, expect=(Status.DEGRADED,))
 
     # -- the thread ------------------------------------------------------------------------------
 
@@ -250,7 +259,7 @@ class Camera(SourceTrials):
         self.slot.want()  # keep the slot rolling while readers keep asking
         if frame is not None and (max_age is None or frame.age() <= max_age):
             return frame
-        if self.status != Status.ACTIVE:
+        if self.status not in (Status.ACTIVE, Status.DEGRADED):
             return frame
         return self.slot.wait_newer(frame.seq if frame else 0, wait)
 

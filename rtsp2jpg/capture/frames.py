@@ -17,8 +17,11 @@ from collections.abc import Callable
 from itertools import count
 from typing import Any
 
-Encoder = Callable[[Any, int, int, int], bytes]
-Key = tuple[int, int, int]  # (quality, output width, output height)
+from rtsp2jpg.capture import exif
+from rtsp2jpg.capture.view import Picture, View, crop_rotate, transformed_size
+
+Encoder = Callable[..., bytes]  # (image, quality, width, height[, fmt=, stamp=]) -> bytes
+Key = tuple[Any, ...]  # (format, quality, output width, output height, rotate, crop, stamp)
 
 PER_FRAME = 4  # encodings kept per frame: the default size plus a few thumbnails
 DEFAULT_BUDGET_BYTES = 32 * 1024 * 1024
@@ -114,13 +117,15 @@ class EncodeBudget:
 class Frame:
     """One converted frame; immutable. Its JPEG encodings live in the EncodeBudget it was made with."""
 
-    __slots__ = ("seq", "image", "captured_at", "width", "height", "_budget", "_token", "_lock",
+    __slots__ = ("seq", "image", "captured_at", "width", "height", "picture", "_budget", "_token", "_lock",
                  "__weakref__")
 
-    def __init__(self, seq: int, image: Any, captured_at: float, budget: EncodeBudget | None = None) -> None:
+    def __init__(self, seq: int, image: Any, captured_at: float, budget: EncodeBudget | None = None,
+                 picture: Picture | None = None) -> None:
         self.seq = seq
         self.image = image
         self.captured_at = captured_at  # epoch seconds when the frame was grabbed
+        self.picture = picture  # the camera's settings: id for EXIF, name and default of the time stamp
         self.height, self.width = image.shape[:2]
         self._budget = budget if budget is not None else EncodeBudget()
         self._token: int | None = None  # set by the budget on the first cached encoding
@@ -129,20 +134,46 @@ class Frame:
         self._lock = threading.Lock()
 
     def jpeg(self, encode: Encoder, quality: int, width: int = 0, height: int = 0) -> bytes:
-        """The JPEG at `quality`, fitted into width x height. Keyed by the output size, so every
-        request at or above the frame's size shares the one full-size encoding."""
-        out_w, out_h = fit_size(self.width, self.height, width, height)
-        key = (quality, out_w, out_h)
+        """The JPEG at `quality`, fitted into width x height, with the camera's default time stamp."""
+        stamp = self.picture is not None and self.picture.timestamp
+        return self.encode(encode, View("jpeg", quality, width, height, stamp=stamp))
+
+    def encode(self, encode: Encoder, view: View) -> bytes:
+        """The frame rendered as `view` asks. Keyed by the output size, so every request at or above
+        the frame's size shares the one full-size encoding."""
+        w, h = transformed_size(self.width, self.height, view.crop, view.rotate)
+        out_w, out_h = fit_size(w, h, view.width, view.height)
+        key = (view.fmt, 0 if view.fmt == "png" else view.quality, out_w, out_h, view.rotate, view.crop,
+               view.stamp)
         data = self._budget.get(self, key)
         if data is None:
             with self._lock:
                 data = self._budget.get(self, key)
                 if data is None:
-                    full = (out_w, out_h) == (self.width, self.height)
-                    # The encoder fits the size itself (pipeline.encode_jpeg uses fit_size too).
-                    data = encode(self.image, quality, 0 if full else width, 0 if full else height)
+                    data = self._render(encode, view, (w, h) == (out_w, out_h))
                     self._budget.put(self, key, data)
         return data
+
+    def _render(self, encode: Encoder, view: View, full: bool) -> bytes:
+        image = crop_rotate(self.image, view.crop, view.rotate)
+        # The encoder fits the size itself (opencv.encode_jpeg uses fit_size too).
+        width, height = (0, 0) if full else (view.width, view.height)
+        if view.fmt != "jpeg" or view.stamp:
+            data = encode(image, view.quality, width, height, fmt=view.fmt,
+                          stamp=self.stamp_text() if view.stamp else "")
+        else:
+            data = encode(image, view.quality, width, height)
+        if view.fmt != "jpeg":
+            return data
+        # Every JPEG says when it was captured and by which camera (EXIF), so a saved one proves its age.
+        return exif.insert(data, self.captured_at, self.picture.camera_id if self.picture is not None else "")
+
+    def stamp_text(self) -> str:
+        """What `?timestamp=1` draws: the capture time (local, ms) and the camera's name."""
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.captured_at))
+        ms = int(self.captured_at * 1000) % 1000
+        name = exif.sanitize(self.picture.name) if self.picture is not None else ""  # Hershey fonts: ASCII
+        return f"{when}.{ms:03d} {name}".strip()
 
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.captured_at
@@ -151,14 +182,21 @@ class Frame:
 class FrameSlot:
     """Latest Frame of a camera. Locks guard pointer swaps only."""
 
-    def __init__(self, budget: EncodeBudget | None = None) -> None:
+    def __init__(self, budget: EncodeBudget | None = None, picture: Picture | None = None) -> None:
         self._cond = threading.Condition()
         self._frame: Frame | None = None
         self.wanted = threading.Event()  # a reader wants a frame newer than the slot's
         # Shared by every camera of a Service; a slot made alone (tests, tools) gets its own.
         self.budget = budget if budget is not None else EncodeBudget()
+        self.picture = picture
 
     def put(self, frame: Frame) -> None:
+        """Store `frame` as the newest; with privacy masks, crop or rotation set, the stored frame is
+        the prepared one (masks filled first), so no reader ever gets the camera's raw pixels."""
+        picture = self.picture
+        if picture is not None:
+            image = picture.prepare(frame.image) if picture.changes_pixels else frame.image
+            frame = Frame(frame.seq, image, frame.captured_at, frame._budget, picture)
         with self._cond:
             self._frame = frame
             self._cond.notify_all()

@@ -13,6 +13,7 @@ from rtsp2jpg.urls import redact
 class Status(str, Enum):
     CONNECTING = "connecting"
     ACTIVE = "active"
+    DEGRADED = "degraded"  # frames arrive, but the picture is useless (capture/health.py says why)
     ERROR = "error"
     INACTIVE = "inactive"
     UNKNOWN = "unknown"
@@ -79,4 +80,4 @@ def list_view(cam: CameraState) -> dict[str, Any]:
     size = [stream.pop("width"), stream.pop("height")] if stream["width"] else None
     return {"id": cam.id, "token": cam.id, "name": cam.name, "url": redact(cam.url), "source": cam.source,
             "status": cam.status.value, "last_seen": stream["last_seen"], "backend": stream["backend"],
-            "fps": stream["fps"], "size": size}
+            "fps": stream["fps"], "size": size, "error": cam.error or None}

@@ -18,6 +18,7 @@ from rtsp2jpg import __version__, config
 from rtsp2jpg.capture.sources import PREFERENCES
 from rtsp2jpg.cli.codes import CV2_MISSING, FAILED, NO_CV2, OK, USAGE
 from rtsp2jpg.cli.direct import cmd_probe, cmd_snapshot
+from rtsp2jpg.cli.link import add_link_parser
 from rtsp2jpg.cli.remote import cmd_cameras
 from rtsp2jpg.process import logs
 from rtsp2jpg.urls import redact
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check_config)
 
     add_camera_parsers(sub)  # probe, snapshot, cameras
+    add_link_parser(sub)
 
     add_fleet_parser(sub).set_defaults(func=cmd_fleet)
     return parser

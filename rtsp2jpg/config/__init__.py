@@ -11,6 +11,7 @@ from rtsp2jpg.config.schema import (
     CaptureConfig,
     Config,
     ConfigError,
+    HealthConfig,
     HomeAssistantConfig,
     HttpConfig,
     MqttConfig,
@@ -19,6 +20,6 @@ from rtsp2jpg.config.schema import (
     documented_keys,
 )
 
-__all__ = ["LEGACY_ENV", "CameraConfig", "CaptureConfig", "Config", "ConfigError", "HomeAssistantConfig",
-           "HttpConfig", "MqttConfig", "StorageConfig", "TlsConfig", "build", "documented_keys",
+__all__ = ["LEGACY_ENV", "CameraConfig", "CaptureConfig", "Config", "ConfigError", "HealthConfig",
+           "HomeAssistantConfig", "HttpConfig", "MqttConfig", "StorageConfig", "TlsConfig", "build", "documented_keys",
            "env_overrides", "load"]

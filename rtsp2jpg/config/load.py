@@ -124,7 +124,13 @@ def build(cls: type, data: Any, path: str, env: Mapping[str, str], base: Any = N
                 values[f.name] = inherited
             continue
         raw = data[f.name]
-        if dataclasses.is_dataclass(kind):
+        parse = f.metadata.get("parse")
+        if parse is not None:
+            try:
+                values[f.name] = parse(raw)
+            except ValueError as e:
+                raise ConfigError(f"{where}: {e}") from None
+        elif dataclasses.is_dataclass(kind):
             values[f.name] = build(kind, raw, where, env, inherited)
         elif get_origin(kind) is tuple and get_args(kind)[0] is not str:
             values[f.name] = _build_cameras(raw, where, env, base_capture=None)

@@ -31,7 +31,9 @@ def rows(cls: type = Config, prefix: str = "", env_prefix: str = "RTSP2JPG") -> 
         help_text = f.metadata.get("help", "")
         if cls is CameraConfig and f.name == "capture":
             continue  # written flat in the camera entry; listed once under capture.*
-        if dataclasses.is_dataclass(kind):
+        if f.metadata.get("parse"):  # polygons, a crop: YAML only
+            out.append((key, f.metadata["kind"], _default(f), "", help_text))
+        elif dataclasses.is_dataclass(kind):
             out.append((key, "section", "", "", help_text))
             out += rows(kind, key + ".", f"{env_prefix}_{f.name.upper()}")
         elif get_origin(kind) is tuple and get_args(kind)[0] is str:  # e.g. capture.allow_networks
@@ -54,6 +56,8 @@ def _default(f: dataclasses.Field[Any]) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return f'"{value}"' if value else '""'
+    if value == ():
+        return "[]"
     return repr(value)
 
 

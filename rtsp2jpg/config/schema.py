@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_args, get_origin, get_type_hints
 
+from rtsp2jpg.capture.masks import MAX_POINTS, MAX_POLYGONS, Polygon, parse_polygons
+from rtsp2jpg.capture.view import Crop, parse_crop, parse_rotate
 from rtsp2jpg.mqtt.contract import level_problem, prefix_problem
 from rtsp2jpg.web.trust import host_pattern_problem
 
@@ -24,6 +26,12 @@ class ConfigError(ValueError):
 
 def _opt(default: Any, help: str, check: Callable[[Any], str | None] | None = None) -> Any:
     return field(default=default, metadata={"help": help, "check": check})
+
+
+def _parsed(default: Any, kind: str, help: str, parse: Callable[[Any], Any]) -> Any:
+    """A key whose value is not a plain scalar (polygons, a crop): `parse` validates and converts it;
+    `kind` names its type in the reference."""
+    return field(default=default, metadata={"help": help, "parse": parse, "kind": kind})
 
 
 def _range(lo: float, hi: float) -> Callable[[Any], str | None]:
@@ -109,6 +117,10 @@ class HttpConfig:
     api_key: str = _opt("", "API key for mutating endpoints and /cameras; empty = loopback-only mutations")
     protect_snapshots: bool = _opt(False, "require the API key for snapshots, status, streams and metrics too "
                                    "(needs http.api_key)")
+    link_secret: str = _opt("", "key of signed snapshot/stream links (POST /cameras/<id>/links); empty = derived "
+                            "from http.api_key. Changing either revokes every link")
+    link_max_ttl_sec: float = _opt(604800.0, "longest life of a signed link (7 days); links living longer than "
+                                   "this allows now stop working", _range(1, 31536000))
     max_body_bytes: int = _opt(16384, "largest accepted request body", _range(256, 1048576))
     long_poll_timeout_sec: float = _opt(10.0, "longest wait of a ?after= long-poll", _range(0.1, 120))
     max_long_polls: int = _opt(32, "concurrent ?after= long-polls; more get 503 so they cannot starve workers",
@@ -132,6 +144,22 @@ class HttpConfig:
                                  _range(16, 10000))
     request_timeout_sec: float = _opt(10.0, "a client must send a whole request (head and body) within this long "
                                       "of its first byte, else it is disconnected (slowloris)", _range(1, 600))
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """Image health (capture/health.py): a camera whose frames are useless is `degraded`, with the reason."""
+
+    enabled: bool = _opt(True, "check each camera's picture every interval_sec (one frame; cheap)")
+    interval_sec: float = _opt(5.0, "how often each camera's newest frame is checked", _range(0.2, 3600))
+    uniform_std: float = _opt(4.0, "grey-level spread of a 16x9 block thumbnail below which the picture is "
+                              "uniform (covered lens, no light, a black stream)", _range(0, 128))
+    frozen_sec: float = _opt(30.0, "a bit-identical picture this long while frames arrive is frozen (a hung "
+                             "encoder); noise or a ticking clock keep a live scene apart", _range(1, 86400))
+    scene_change: float = _opt(0.6, "fraction of thumbnail blocks that must change at once for a sudden "
+                               "scene change (moved or tampered camera)", _range(0.05, 1.01))
+    scene_delta: float = _opt(40.0, "grey levels a block must change by to count as changed", _range(1, 255))
+    scene_hold_sec: float = _opt(60.0, "how long a scene change is reported", _non_negative)
 
 
 @dataclass(frozen=True)
@@ -185,6 +213,16 @@ class CameraConfig:
     url: str = _opt("", "rtsp:// or rtsps:// URL; put the password in ${VAR}")
     name: str = _opt("", "display name (default: the id)")
     snapshot_interval_sec: float = _opt(-1.0, "per-camera MQTT snapshot interval (-1 = mqtt default)")
+    privacy_masks: tuple[Polygon, ...] = _parsed(
+        (), "list of polygons", f"polygons filled black before any encode (snapshots, MJPEG, MQTT): each a list of "
+        f"[x, y] fractions (0-1) of the stream's picture; at most {MAX_POLYGONS} polygons of 3-{MAX_POINTS} points",
+        parse_polygons)
+    rotate: int = _parsed(0, "integer", "rotate every picture clockwise: 0, 90, 180 or 270 (after the masks)",
+                          parse_rotate)
+    crop: Crop | tuple[()] = _parsed((), "list of 4 numbers", "crop every picture to x,y,w,h fractions (after the "
+                                     "masks, before rotate); empty = whole picture", parse_crop)
+    timestamp: bool = _opt(False, "draw the capture time and camera name into every picture (?timestamp=0 "
+                           "turns it off per request)")
     capture: CaptureConfig = field(default_factory=CaptureConfig,
                                    metadata={"help": "any capture.* key, written flat in the camera entry"})
 
@@ -197,6 +235,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig, metadata={"help": "HTTP API"})
     storage: StorageConfig = field(default_factory=StorageConfig, metadata={"help": "camera registry"})
     capture: CaptureConfig = field(default_factory=CaptureConfig, metadata={"help": "capture defaults"})
+    health: HealthConfig = field(default_factory=HealthConfig, metadata={"help": "image health checks"})
     mqtt: MqttConfig = field(default_factory=MqttConfig, metadata={"help": "MQTT fleet monitoring"})
     cameras: tuple[CameraConfig, ...] = field(default=(), metadata={"help": "cameras declared in the file"})
 
@@ -211,6 +250,8 @@ def documented_keys(cls: type = Config, prefix: str = "") -> list[str]:
         if cls is CameraConfig and f.name == "capture":
             continue  # per-camera capture keys are the capture.* keys, written flat in the entry
         keys.append(key)
+        if f.metadata.get("parse"):
+            continue
         if dataclasses.is_dataclass(kind):
             keys += documented_keys(kind, key + ".")
         elif get_origin(kind) is tuple and dataclasses.is_dataclass(get_args(kind)[0]):

@@ -29,18 +29,21 @@ from typing import Any
 
 from rtsp2jpg.demo.timecode import BLOCK, CODE_HEIGHT, CODE_WIDTH, CODE_X, CODE_Y, FrameMaker
 
-_SPEC_RE = re.compile(r"^(?P<name>[\w.-]+)=(?P<w>\d+)x(?P<h>\d+)@(?P<fps>\d+)(?::(?P<codec>h264|h265))?$")
+_SPEC_RE = re.compile(r"^(?P<name>[\w.-]+)=(?P<w>\d+)x(?P<h>\d+)@(?P<fps>\d+)(?::(?P<codec>h264|h265))?"
+                      r"(?::(?P<mode>live|static|black|frozen))?$")
 
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """One mount: ``NAME=WIDTHxHEIGHT@FPS[:h264|h265]``, served at ``rtsp://HOST:PORT/NAME``."""
+    """One mount: ``NAME=WIDTHxHEIGHT@FPS[:h264|h265][:MODE]``, served at ``rtsp://HOST:PORT/NAME``.
+    MODE (timecode.MODES): live (default), static (still scene, noise and clock tick), black, frozen."""
 
     name: str
     width: int
     height: int
     fps: int
     codec: str = "h264"
+    mode: str = "live"
 
     @classmethod
     def parse(cls, text: str) -> StreamSpec:
@@ -48,12 +51,14 @@ class StreamSpec:
         m = _SPEC_RE.match(text.strip())
         if not m:
             raise ValueError(f"bad stream {text!r}: expected NAME=WIDTHxHEIGHT@FPS[:h264|h265]")
-        spec = cls(m["name"], int(m["w"]), int(m["h"]), int(m["fps"]), m["codec"] or "h264")
+        spec = cls(m["name"], int(m["w"]), int(m["h"]), int(m["fps"]), m["codec"] or "h264", m["mode"] or "live")
         if spec.width % 2 or spec.height % 2:
             raise ValueError(f"bad stream {text!r}: width and height must be even (I420)")
         if spec.width < CODE_X + CODE_WIDTH + BLOCK or spec.height < CODE_Y + CODE_HEIGHT + BLOCK:
             raise ValueError(f"bad stream {text!r}: at least {CODE_X + CODE_WIDTH + BLOCK}x"
                              f"{CODE_Y + CODE_HEIGHT + BLOCK} needed for the time code")
+        if spec.mode == "frozen" and spec.codec != "h264":
+            raise ValueError(f"bad stream {text!r}: frozen needs h264 (a constant quantizer)")
         if not 1 <= spec.fps <= 120:
             raise ValueError(f"bad stream {text!r}: fps must be 1..120")
         return spec
@@ -80,8 +85,11 @@ class StreamSpec:
                    f"bitrate={self.bitrate_kbps} ! h265parse config-interval=-1")
             pay = "rtph265pay"
         else:
+            # A frozen camera repeats one picture exactly: a constant quantizer encodes the same input
+            # the same way at every keyframe, so the decoded frames are bit-identical (a hung encoder).
+            rate = "pass=quant quantizer=26" if self.mode == "frozen" else f"bitrate={self.bitrate_kbps}"
             enc = (f"x264enc tune=zerolatency speed-preset=ultrafast threads=1 key-int-max={gop} "
-                   f"bitrate={self.bitrate_kbps} ! h264parse config-interval=-1")
+                   f"{rate} ! h264parse config-interval=-1")
             pay = "rtph264pay"
         return (f"( appsrc name=src is-live=true block=false format=time "
                 f"leaky-type=downstream max-buffers=2 caps={caps} ! {enc} "
@@ -128,7 +136,7 @@ class _Pusher(threading.Thread):
         super().__init__(name=f"demo-push:{spec.name}", daemon=True)
         self.spec, self.appsrc, self.gst = spec, appsrc, gst
         self.stop_event = threading.Event()
-        self.maker = FrameMaker(spec.width, spec.height)
+        self.maker = FrameMaker(spec.width, spec.height, spec.mode)
 
     def _running_time(self, due: float) -> int | None:
         """Running time of the scheduled instant ``due`` (monotonic s), or None unless PLAYING.

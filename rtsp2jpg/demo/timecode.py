@@ -10,6 +10,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rtsp2jpg.demo.caption import Caption
+
 # --- The time code -------------------------------------------------------------------------------
 # A 16x7 grid of 16 px blocks at (16, 16) in the luma plane: one sync row (a fixed pattern, which
 # also gives the decoder its black and white levels), then 96 data bits, MSB first: 48-bit epoch
@@ -24,6 +26,7 @@ CODE_HEIGHT = CODE_ROWS * BLOCK
 SYNC = np.array([1, 0, 1, 1, 0, 0, 0, 1, 1, 1, 0, 1, 0, 0, 1, 0], dtype=bool)
 _Y_BLACK, _Y_WHITE, _Y_GREY = 16, 235, 128  # limited-range luma: decodes to ~0, ~255, ~128 in BGR
 _MS_MASK = (1 << 48) - 1  # 48-bit milliseconds last until the year 10889
+MODES = ("live", "static", "black", "frozen")  # see FrameMaker.draw
 _MIN_CONTRAST = 80.0  # sync-row black/white separation below this is not our code (blank, noise)
 
 
@@ -100,8 +103,11 @@ class FrameMaker:
     NOISE = 12  # luma noise amplitude; see __init__
     JITTER = 32  # noise field offset range, px
 
-    def __init__(self, width: int, height: int) -> None:
-        self.width, self.height = width, height
+    def __init__(self, width: int, height: int, mode: str = "live") -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        self.width, self.height, self.mode = width, height, mode
+        self._drawn = False
         ys, cs, ch = _round_up_4(width), _round_up_4((width + 1) // 2), (height + 1) // 2
         self.size = ys * height + 2 * cs * ch
         self._buf = np.empty(self.size, dtype=np.uint8)
@@ -124,15 +130,27 @@ class FrameMaker:
         self._noise = rng.integers(0, self.NOISE + 1, (height + self.JITTER, width + self.JITTER), np.uint8)
         # Quiet zone: one grey block around the code, neutral chroma, so it decodes to clean grey.
         self._quiet_y = CODE_Y + CODE_HEIGHT + BLOCK, CODE_X + CODE_WIDTH + BLOCK
+        # The same time and frame number in figures, right of the quiet zone (where the stream is wide enough).
+        self._caption = Caption(self._quiet_y[1] + BLOCK // 2, CODE_Y, width, height)
 
     def draw(self, ms: int, frame: int) -> np.ndarray:
-        """The frame (a reused buffer, valid until the next call) for capture time ``ms``."""
-        off = (frame * self.SCROLL) % self.PERIOD
+        """The frame (a reused buffer, valid until the next call) for capture time ``ms``.
+
+        Modes, for image-health tests: ``static`` keeps the scene still (noise and clock still
+        change), ``black`` draws nothing but black, ``frozen`` repeats its first frame exactly."""
+        if self.mode == "black":
+            self._y[:], self._u[:], self._v[:] = _Y_BLACK, 128, 128
+            return self._buf
+        if self.mode == "frozen" and self._drawn:
+            return self._buf
+        self._drawn = True
+        frame_scene = 0 if self.mode == "static" else frame  # static: the scene stands, noise and code move
+        off = (frame_scene * self.SCROLL) % self.PERIOD
         w = self.width
         self._y[:] = self._bg_y[:, off : off + w]
         self._u[:] = self._bg_u[:, off // 2 : off // 2 + w // 2]
         self._v[:] = self._bg_v[:, off // 2 : off // 2 + w // 2]
-        bx = (frame * 3 * self.SCROLL) % max(1, w - self.BAR)
+        bx = (frame_scene * 3 * self.SCROLL) % max(1, w - self.BAR)
         self._y[:, bx : bx + self.BAR] = _Y_WHITE
         ox, oy = frame * 7 % self.JITTER, frame * 13 % self.JITTER
         np.add(self._y, self._noise[oy : oy + self.height, ox : ox + w], out=self._y)
@@ -144,6 +162,7 @@ class FrameMaker:
         self._y[CODE_Y : CODE_Y + CODE_HEIGHT, CODE_X : CODE_X + CODE_WIDTH] = np.where(
             bits.repeat(BLOCK, 0).repeat(BLOCK, 1), _Y_WHITE, _Y_BLACK
         )
+        self._caption.draw(self._y, self._u, self._v, ms, frame)
         return self._buf
 
 

@@ -144,6 +144,9 @@ class Topics:
     def ha_connectivity(self, camera_id: str) -> str:
         return f"{self.ha_prefix}/binary_sensor/{self.camera_uid(camera_id)}_stream/config"
 
+    def ha_problem(self, camera_id: str) -> str:
+        return f"{self.ha_prefix}/binary_sensor/{self.camera_uid(camera_id)}_picture/config"
+
 
 def status_payload(status: str, previous: str, since: float, error: str, stats: Any) -> dict[str, Any]:
     """`.../cameras/<id>/status`: exactly the contract's fields; the error is already redacted. The
@@ -169,14 +172,21 @@ def discovery(topics: Topics, camera_id: str, name: str) -> dict[str, dict[str, 
     origin = {"name": "rtsp2jpg", "sw_version": __version__}
     uid = topics.camera_uid(camera_id)
     status = topics.status(camera_id)
-    active = "{{ 'online' if value_json.status == 'active' else 'offline' }}"
+    active = "{{ 'online' if value_json.status in ('active', 'degraded') else 'offline' }}"
     camera = {"name": name, "unique_id": uid, "topic": topics.snapshot(camera_id),
               "availability": [{"topic": topics.availability},
                                {"topic": status, "value_template": active}],
               "availability_mode": "all", "device": device, "origin": origin}
     sensor = {"name": f"{name} stream", "unique_id": f"{uid}_stream",
               "device_class": "connectivity", "entity_category": "diagnostic", "state_topic": status,
-              "value_template": "{{ 'ON' if value_json.status == 'active' else 'OFF' }}",
+              "value_template": "{{ 'ON' if value_json.status in ('active', 'degraded') else 'OFF' }}",
               "json_attributes_topic": status, "availability_topic": topics.availability,
               "device": device, "origin": origin}
-    return {topics.ha_camera(camera_id): camera, topics.ha_connectivity(camera_id): sensor}
+    # Image health: ON while frames arrive but the picture is useless (the reason is the status's error).
+    problem = {"name": f"{name} picture", "unique_id": f"{uid}_picture", "device_class": "problem",
+               "entity_category": "diagnostic", "state_topic": status,
+               "value_template": "{{ 'ON' if value_json.status == 'degraded' else 'OFF' }}",
+               "json_attributes_topic": status, "availability_topic": topics.availability,
+               "device": device, "origin": origin}
+    return {topics.ha_camera(camera_id): camera, topics.ha_connectivity(camera_id): sensor,
+            topics.ha_problem(camera_id): problem}

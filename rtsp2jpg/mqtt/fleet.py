@@ -26,7 +26,7 @@ from typing import Any
 from rtsp2jpg.mqtt.fleet_stats import Malformed, health, number, parse_stats, severity, trouble
 
 MAX_PAYLOAD = 65536  # a status or state payload is well under 1 KiB
-STATUSES = ("active", "connecting", "error", "inactive", "unknown")
+STATUSES = ("active", "degraded", "connecting", "error", "inactive", "unknown")
 _NUMBER_FIELDS = ("since", "last_seen", "fps", "width", "height")
 _TEXT_FIELDS = ("status", "previous", "error", "backend")
 QUIET_SEC = 2.0  # no marker (publishing denied) and nothing new for this long: the replay is over
@@ -210,6 +210,6 @@ def table(view: dict[str, Any], now: float | None = None) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:6], widths, strict=True)) + "  " + r[6] for r in rows]
     s = view["summary"]
     lines.append(f"{s['devices']} device(s), {s['offline']} offline; {s['cameras']} camera(s): "
-                 f"{s['active']} active, {s['connecting']} connecting, {s['error']} error, "
+                 f"{s['active']} active, {s['degraded']} degraded, {s['connecting']} connecting, {s['error']} error, "
                  f"{s['inactive']} inactive, {s['unknown']} unknown" + (f"; {s['stale']} stale" if s['stale'] else ""))
     return "\n".join(line.rstrip() for line in lines)

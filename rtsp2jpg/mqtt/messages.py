@@ -105,7 +105,8 @@ class Messages:
         """Empty retained payloads delete the broker's copies (and HA's entities)."""
         found = [self.topics.status(camera_id), self.topics.snapshot(camera_id)]
         if self.cfg.homeassistant.enabled:
-            found += [self.topics.ha_camera(camera_id), self.topics.ha_connectivity(camera_id)]
+            found += [self.topics.ha_camera(camera_id), self.topics.ha_connectivity(camera_id),
+                      self.topics.ha_problem(camera_id)]
         return all(self._send(topic, b"", "clear") for topic in found)
 
     def _sweep(self, stale: set[str], latest: dict[str, StatusChange]) -> bool:

@@ -5,6 +5,7 @@ app.py builds the Bottle app (errors, host check, same-origin JSON, API key) and
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -19,10 +20,13 @@ import bottle
 from rtsp2jpg.capture.camera import Camera
 from rtsp2jpg.capture.sources import PREFERENCES
 from rtsp2jpg.capture.status import list_view
+from rtsp2jpg.capture.view import PICTURE_KEYS, View, parse_crop, parse_rotate, parse_settings
 from rtsp2jpg.registry import RegistryError
-from rtsp2jpg.service import CapacityError, ConflictError, Service
+from rtsp2jpg.service import ConflictError, Service
 from rtsp2jpg.urls import NotAllowedError, UrlError
-from rtsp2jpg.web.limits import MAX_DIMENSION, long_poll_budget, number
+from rtsp2jpg.web import links
+from rtsp2jpg.web.formats import CONTENT_TYPES, EXTENSIONS, NotAcceptable, negotiate
+from rtsp2jpg.web.limits import MAX_DIMENSION, flag, long_poll_budget, number, parsed
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +39,10 @@ class Guards:
     """What every route calls first (from app.py): the API-key/loopback check, the read check, the lookup."""
 
     authorize: Callable[[bool], None]
-    protect_reads: Callable[[], None]
+    protect_reads: Callable[..., None]  # (camera_id, kind): a signed link to that resource passes too
     camera_or_404: Callable[[str], Camera]
     read_json: Callable[[], dict[str, Any]]
+    signing_key: bytes | None = None  # of signed links (links.link_key); None: no secret is set
 
 
 def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
@@ -64,15 +69,19 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
         if not isinstance(name, str) or len(name) > 200 or any(
                 unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in name):
             raise _fail(400, "name must be a string of at most 200 printable characters")
+        try:  # privacy masks, rotate, crop, timestamp: validated here, so a bad polygon is a 400
+            picture = parse_settings(data) if any(k in data for k in PICTURE_KEYS) else None
+        except ValueError as e:
+            raise _fail(400, str(e)) from None
         if prefer is None or prefer == "":
             prefer = "default"
         if not isinstance(prefer, str) or prefer not in PREFERENCES:  # `[] or "default"` used to pass
             raise _fail(400, f"prefer must be one of {', '.join(PREFERENCES)}")
         try:
-            cam, _created = service.register(url, name, prefer)
+            cam, _created = service.register(url, name, prefer, picture)
         except NotAllowedError as e:
             raise _fail(403, f"rtsp_url {e}") from None
-        except CapacityError as e:
+        except ConflictError as e:  # capacity, or the URL's camera has other picture settings
             raise _fail(409, str(e)) from None
         except UrlError as e:
             raise _fail(400, f"rtsp_url {e}") from None
@@ -103,17 +112,31 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
         bottle.response.content_type = "application/json"
         return json.dumps([list_view(c) for c in service.cameras()])
 
+    @app.post("/cameras/<camera_id>/links")
+    def make_links(camera_id: str) -> dict[str, Any]:
+        """Signed links to this camera's snapshot and stream, valid ttl_sec (API key required)."""
+        authorize(mutating=True)
+        if guards.signing_key is None:
+            raise _fail(409, "signed links need http.api_key (or http.link_secret); without a key snapshots "
+                             "are open anyway")
+        ttl = read_json().get("ttl_sec", 3600)
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 1 <= ttl <= http.link_max_ttl_sec:
+            raise _fail(400, f"ttl_sec must be a number of seconds from 1 to {http.link_max_ttl_sec:g} "
+                             "(http.link_max_ttl_sec)")
+        cam = camera_or_404(camera_id)
+        url, exp = links.make(guards.signing_key, "snapshot", cam.id, ttl)
+        stream_url, _ = links.make(guards.signing_key, "stream", cam.id, ttl)
+        return {"url": url, "stream_url": stream_url, "expires": exp, "camera": cam.id}
+
     @app.get("/status/<camera_id>")
     def status(camera_id: str) -> dict[str, Any]:
         protect_reads()
         return camera_or_404(camera_id).describe()
 
-    def snapshot(camera_id: str) -> bytes:
-        protect_reads()
+    def snapshot(camera_id: str, ext: str = "") -> bytes:
+        protect_reads(camera_id, "snapshot")
         cam = camera_or_404(camera_id)
-        quality = number("q", int, 1, 100) or cam.cfg.jpeg_quality
-        width = number("width", int, 1, MAX_DIMENSION) or 0
-        height = number("height", int, 1, MAX_DIMENSION) or 0
+        view = requested_view(cam, ext)
         max_age = number("max_age", float, 0, 86400)
         after = number("after", int, 0, 2**62)
         if after is not None:
@@ -152,18 +175,35 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
             if max_age is not None and frame.age() > max_age:
                 raise _fail(503, f"no frame newer than {max_age:g}s (camera is {cam.status.value})",
                             Retry_After="1")
-        etag = f'"{frame.seq}"'
+        etag = f'"{frame.seq}"' if view.fmt == "jpeg" else f'"{frame.seq}-{view.fmt}"'
         headers = bottle.response
         headers.set_header("ETag", etag)
         headers.set_header("Last-Modified", formatdate(frame.captured_at, usegmt=True))
         headers.set_header("X-Frame-Timestamp", f"{frame.captured_at:.3f}")
         headers.set_header("X-Frame-Seq", str(frame.seq))
         headers.set_header("Cache-Control", "no-store")
+        if not ext:
+            headers.set_header("Vary", "Accept")
         if bottle.request.environ.get("HTTP_IF_NONE_MATCH") == etag:  # get_header: 500 on non-UTF-8
             bottle.response.status = 304
             return b""
-        headers.content_type = "image/jpeg"
-        return frame.jpeg(service.backend.encode_jpeg, quality, width, height)
+        headers.content_type = CONTENT_TYPES[view.fmt]
+        return frame.encode(service.backend.encode_jpeg, view)
 
-    app.get("/snapshot/<camera_id>.jpg", callback=snapshot)
+    for ext in EXTENSIONS:  # before the bare route, which would take "cam.png" for an id
+        app.get(f"/snapshot/<camera_id>.{ext}", callback=functools.partial(snapshot, ext=ext))
     app.get("/snapshot/<camera_id>", callback=snapshot)
+
+
+def requested_view(cam: Camera, ext: str) -> View:
+    """What this request asks of the frame (format, quality, size, rotation, crop, time stamp); 400/406 on bad input."""
+    try:
+        fmt = EXTENSIONS[ext] if ext else negotiate(bottle.request.environ.get("HTTP_ACCEPT"))
+    except NotAcceptable as e:
+        raise _fail(406, f"{e}; ask for /snapshot/<id>.jpg, .webp or .png") from None
+    stamp = flag("timestamp")
+    picture = cam.slot.picture
+    return View(fmt=fmt, quality=number("q", int, 1, 100) or cam.cfg.jpeg_quality,
+                width=number("width", int, 1, MAX_DIMENSION) or 0, height=number("height", int, 1, MAX_DIMENSION) or 0,
+                rotate=parsed("rotate", parse_rotate) or 0, crop=parsed("crop", parse_crop) or (),
+                stamp=stamp if stamp is not None else bool(picture is not None and picture.timestamp))

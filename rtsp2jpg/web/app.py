@@ -15,7 +15,7 @@ import bottle
 from rtsp2jpg.capture.camera import Camera
 from rtsp2jpg.service import Service
 from rtsp2jpg.urls import redact
-from rtsp2jpg.web import api, openapi
+from rtsp2jpg.web import api, links, openapi
 from rtsp2jpg.web import ops as ops_routes
 from rtsp2jpg.web.trust import Trust, json_body_problem
 
@@ -133,7 +133,20 @@ def make_app(service: Service) -> bottle.Bottle:
                          client.address, " (forwarded by an untrusted proxy)" if client.forwarded else "")
                 raise _fail(403, NO_KEY_HINT + (FORWARDED_HINT if client.forwarded else ""))
 
-    def protect_reads() -> None:
+    signing_key = links.link_key(http.link_secret, http.api_key)
+
+    def protect_reads(camera_id: str = "", kind: str = "") -> None:
+        """The read check: the API key when http.protect_snapshots is on, unless the request is a
+        valid signed link to this `kind` (snapshot, stream) of this camera. A bad link is refused
+        even where reads are open, so a tampered link never looks like it works."""
+        query = bottle.request.query
+        if kind and ("sig" in query or "exp" in query):
+            try:
+                links.verify(signing_key, kind, camera_id, query.get("exp"), query.get("sig"),
+                             http.link_max_ttl_sec)
+            except links.LinkError as e:
+                raise _fail(e.status, str(e)) from None
+            return
         if http.protect_snapshots:
             authorize(mutating=False)
 
@@ -159,7 +172,7 @@ def make_app(service: Service) -> bottle.Bottle:
         return data
 
     # The API (register, cameras, status, snapshots) and the operator routes (dashboard, MJPEG, /metrics).
-    api.install(app, service, api.Guards(authorize, protect_reads, camera_or_404, read_json))
+    api.install(app, service, api.Guards(authorize, protect_reads, camera_or_404, read_json, signing_key))
     ops_routes.install(app, service, protect_reads=protect_reads, camera_or_404=camera_or_404)
 
     @app.get("/openapi.json")

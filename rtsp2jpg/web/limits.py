@@ -5,6 +5,7 @@ Its own module (not app.py) because app.py imports api.py and ops.py to install 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import bottle
@@ -48,3 +49,28 @@ def long_poll_budget(http: HttpConfig) -> int:
     """The long-poll slots of this config: viewers, when streaming is on, come out of the same workers."""
     streams = viewer_budget(http) if http.stream_max_clients else 0
     return long_poll_slots(http.threads, http.max_long_polls, streams)
+
+
+def parsed(name: str, parse: Callable[[str], Any]) -> Any:
+    """Query parameter `name` through `parse` (None when absent or empty); its ValueError is a 400 naming it."""
+    raw = bottle.request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse(raw)
+    except ValueError as e:
+        raise bottle.HTTPError(400, f"{name} {e}") from None
+
+
+def flag(name: str) -> bool | None:
+    """Query parameter `name` as 1/0 (or true/false, yes/no, on/off); None when absent; else 400."""
+    return parsed(name, _flag)
+
+
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be 1 or 0")

@@ -109,8 +109,11 @@ class Metrics:
         out.sample("rtsp2jpg_start_time_seconds", service.started_at)
 
         per_camera: list[tuple[str, str, str, Callable[[Any], float]]] = [
-            ("rtsp2jpg_camera_up", "gauge", "1 while the camera delivers frames (status active).",
-             lambda c: 1 if c.status.value == "active" else 0),
+            ("rtsp2jpg_camera_up", "gauge", "1 while the camera delivers frames (status active or degraded).",
+             lambda c: 1 if c.status.value in ("active", "degraded") else 0),
+            ("rtsp2jpg_camera_degraded", "gauge", "1 while frames arrive but the picture is useless (uniform, "
+             "frozen, sudden scene change; the reason is /status error).",
+             lambda c: 1 if c.status.value == "degraded" else 0),
             ("rtsp2jpg_frames_decoded_total", "counter", "Frames read from the stream (every frame is drained).",
              lambda c: c.stats.frames),
             ("rtsp2jpg_decode_errors_total", "counter", "Frames that failed to convert after a successful grab.",
@@ -129,7 +132,7 @@ class Metrics:
                 out.sample(name, read(cam), camera=cam.id)
         out.family("rtsp2jpg_camera_status", "gauge", "1 for the camera's current status, 0 for the others.")
         for cam in cams:
-            for status in ("connecting", "active", "error", "inactive"):
+            for status in ("connecting", "active", "degraded", "error", "inactive"):
                 out.sample("rtsp2jpg_camera_status", 1 if cam.status.value == status else 0,
                            camera=cam.id, status=status)
 

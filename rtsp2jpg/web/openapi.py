@@ -24,8 +24,20 @@ def _q(name: str, kind: str, lo: float, hi: float, text: str) -> dict[str, Any]:
             "schema": {"type": kind, "minimum": lo, "maximum": hi}}
 
 
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_PICTURE = {  # picture settings of POST /register (as cameras[].privacy_masks etc. in the config file)
+    "privacy_masks": {"type": "array", "maxItems": 16, "description": "polygons filled black before any encode",
+                      "items": {"type": "array", "minItems": 3, "maxItems": 64, "items": {
+                          "type": "array", "minItems": 2, "maxItems": 2,
+                          "items": {"type": "number", "minimum": 0, "maximum": 1}}}},
+    "rotate": {"type": "integer", "enum": [0, 90, 180, 270]},
+    "crop": {"type": "array", "description": "x, y, w, h fractions", "minItems": 4, "maxItems": 4,
+             "items": {"type": "number", "minimum": 0, "maximum": 1}},
+    "timestamp": {"type": "boolean", "description": "draw capture time and name into every picture"},
+}
+
 _SNAPSHOT = {
-    "summary": "newest frame as JPEG",
+    "summary": "newest frame as JPEG (WebP or PNG by extension or Accept)",
     "parameters": [
         _ID,
         _q("q", "integer", 1, 100, "JPEG quality (default: capture.jpeg_quality)"),
@@ -33,15 +45,30 @@ _SNAPSHOT = {
         _q("height", "integer", 1, 8192, "fit into this height, keeping the aspect ratio"),
         _q("max_age", "number", 0, 86400, "seconds; wait briefly for a fresher frame, else 503"),
         _q("after", "integer", 0, 2**62, "long-poll: wait for a frame with a sequence number above this"),
+        _q("exp", "integer", 1, 10**12, "signed link: expiry, epoch seconds (with sig)"),
+        {"name": "sig", "in": "query", "required": False, "description": "signed link: signature from "
+         "POST /cameras/{camera_id}/links; opens this camera without the key until exp", "schema": {"type": "string"}},
+        {"name": "rotate", "in": "query", "required": False, "description": "clockwise degrees, on top of the "
+         "camera's rotate", "schema": {"type": "integer", "enum": [0, 90, 180, 270]}},
+        {"name": "crop", "in": "query", "required": False, "description": "x,y,w,h fractions of the camera's "
+         "picture (privacy masks stay filled)", "schema": {"type": "string", "example": "0.25,0,0.5,1"}},
+        {"name": "timestamp", "in": "query", "required": False, "description": "1 draws the capture time and "
+         "camera name into the picture, 0 turns the camera's default off", "schema": {"type": "integer",
+                                                                                      "enum": [0, 1]}},
+        {"name": "Accept", "in": "header", "required": False, "description": "image/webp or image/png pick "
+         "that format on the extension-less path (default JPEG)", "schema": {"type": "string"}},
         {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
     ],
     "security": _SECURED,
     "responses": {
-        "200": {"description": "JPEG", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+        "200": {"description": "the picture; JPEGs carry EXIF DateTimeOriginal (with sub-seconds and offset) "
+                "and the camera id", "content": {"image/jpeg": _BINARY, "image/webp": _BINARY, "image/png": _BINARY},
                 "headers": {h: {"schema": {"type": "string"}} for h in
-                            ("ETag", "Last-Modified", "X-Frame-Timestamp", "X-Frame-Seq", "Cache-Control")}},
+                            ("ETag", "Last-Modified", "X-Frame-Timestamp", "X-Frame-Seq", "Cache-Control", "Vary")}},
         "304": {"description": "not modified (If-None-Match), or no newer frame before the long-poll ended"},
-        "400": _ERROR, "401": _ERROR, "404": _ERROR,
+        "400": _ERROR, "401": {**_ERROR, "description": "API key needed, or the signed link expired"},
+        "403": {**_ERROR, "description": "signed link invalid (tampered, another camera, revoked)"}, "404": _ERROR,
+        "406": {**_ERROR, "description": "Accept excludes JPEG, WebP and PNG"},
         "503": {**_ERROR, "description": "no frame yet / none fresh enough / too many long-polls; see Retry-After"},
     },
 }
@@ -70,14 +97,15 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "type": "object", "required": ["rtsp_url"],
             "properties": {"rtsp_url": {"type": "string", "maxLength": 2048, "pattern": "^rtsps?://"},
                            "name": {"type": "string", "maxLength": 200},
-                           "prefer": {"type": "string", "enum": list(PREFERENCES)}}}}}},
+                           "prefer": {"type": "string", "enum": list(PREFERENCES)}, **_PICTURE}}}}},
         "responses": {"200": {"description": "registered", "content": {"application/json": {"schema": {
             "type": "object", "properties": {"token": {"type": "string"}, "id": {"type": "string"},
                                              "backend": {"type": "string"}, "status": {"type": "string"}}}}}},
                       "400": _ERROR, "401": _ERROR,
                       "403": {**_ERROR, "description": "cross-site request, no API key and not loopback, "
                                                         "or host outside capture.allow_networks"},
-                      "409": {**_ERROR, "description": "capture.max_cameras cameras already run (a new URL only)"},
+                      "409": {**_ERROR, "description": "capture.max_cameras cameras already run (a new URL only), "
+                                                        "or the URL's camera has other picture settings"},
                       "413": _ERROR, "503": {**_ERROR, "description": "registry not writable"}},
     },
     ("post", "/unregister/{camera_id}"): {
@@ -99,6 +127,18 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {"200": {"description": "list", "content": {"application/json": {"schema": {
             "type": "array", "items": {"type": "object"}}}}}, "401": _ERROR},
     },
+    ("post", "/cameras/{camera_id}/links"): {
+        "summary": "signed, expiring links to the camera's snapshot and stream (they open it without the key)",
+        "parameters": [_ID], "security": _SECURED,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"ttl_sec": {"type": "number", "minimum": 1, "default": 3600,
+                                                         "description": "at most http.link_max_ttl_sec"}}}}}},
+        "responses": {"200": {"description": "links", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"url": {"type": "string"}, "stream_url": {"type": "string"},
+                                             "expires": {"type": "integer"}, "camera": {"type": "string"}}}}}},
+                      "400": _ERROR, "401": _ERROR, "404": _ERROR,
+                      "409": {**_ERROR, "description": "neither http.api_key nor http.link_secret is set"}},
+    },
     ("get", "/status/{camera_id}"): {
         "summary": "one camera's status",
         "parameters": [_ID], "security": _SECURED,
@@ -108,12 +148,15 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                 "frames", "reconnects")}}}}}, "401": _ERROR, "404": _ERROR},
     },
     ("get", "/snapshot/{camera_id}"): _SNAPSHOT,
-    ("get", "/snapshot/{camera_id}.jpg"): _SNAPSHOT,
+    **{("get", f"/snapshot/{{camera_id}}.{ext}"): _SNAPSHOT for ext in ("jpg", "jpeg", "webp", "png")},
     ("get", "/stream/{camera_id}"): {
         "summary": "MJPEG stream (multipart/x-mixed-replace)",
         "parameters": [_ID, _q("fps", "number", 0.1, 1000, "frames per second, capped by http.stream_max_fps"),
                        _q("width", "integer", 1, 8192, "fit into this width"),
-                       _q("q", "integer", 1, 100, "JPEG quality")],
+                       _q("q", "integer", 1, 100, "JPEG quality"),
+                       _q("exp", "integer", 1, 10**12, "signed link: expiry (with sig)"),
+                       {"name": "sig", "in": "query", "required": False, "schema": {"type": "string"},
+                        "description": "signed link: stream_url of POST /cameras/{camera_id}/links"}],
         "security": _SECURED,
         "responses": {"200": {"description": "MJPEG", "content": {"multipart/x-mixed-replace": {}}},
                       "400": _ERROR, "401": _ERROR, "404": _ERROR, "503": _ERROR},

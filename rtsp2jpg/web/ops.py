@@ -86,7 +86,7 @@ def _static(path: str) -> Any:
     return resp
 
 
-def install(app: bottle.Bottle, service: Any, *, protect_reads: Callable[[], None],
+def install(app: bottle.Bottle, service: Any, *, protect_reads: Callable[..., None],
             camera_or_404: Callable[[str], Camera]) -> Metrics:
     """Add the operator routes and the metrics plugin to `app`; returns the Metrics it feeds."""
     http = service.config.http
@@ -126,7 +126,7 @@ def install(app: bottle.Bottle, service: Any, *, protect_reads: Callable[[], Non
 
     @app.get("/stream/<camera_id>")
     def stream(camera_id: str) -> Any:
-        protect_reads()
+        protect_reads(camera_id, "stream")
         cam = camera_or_404(camera_id)
         fps = min(number("fps", float, 0.1, 1000) or http.stream_max_fps, http.stream_max_fps)
         width = number("width", int, 1, MAX_DIMENSION) or 0

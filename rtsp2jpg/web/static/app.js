@@ -97,13 +97,13 @@ function fillCard(entry) {
   card.querySelector(".name").title = data.id;
   const badge = card.querySelector(".badge");
   badge.textContent = data.status;
-  badge.className = "badge " + (["active", "connecting", "error", "inactive"].includes(data.status) ? data.status : "unknown");
+  badge.className = "badge " + (["active", "degraded", "connecting", "error", "inactive"].includes(data.status) ? data.status : "unknown");
   const size = Array.isArray(data.size) ? data.size.join("x") : "";
   const parts = [age(data.last_seen), data.backend || "", data.fps ? data.fps + " fps" : "", size];
   card.querySelector(".meta").textContent = parts.filter(Boolean).join(" · ");
-  card.querySelector(".error-text").textContent = data.status === "error" && data.error ? data.error : "";
+  card.querySelector(".error-text").textContent = (data.status === "error" || data.status === "degraded") && data.error ? data.error : "";
   card.querySelector(".remove").hidden = data.source === "config";
-  card.classList.toggle("down", data.status !== "active");  // the picture shown is the last one it had
+  card.classList.toggle("down", data.status !== "active" && data.status !== "degraded");  // the picture shown is the last one it had
 }
 
 async function refreshList() {
@@ -117,7 +117,7 @@ async function refreshList() {
   say("");
   const seen = new Set();
   const grid = $("grid");
-  const counts = { active: 0, connecting: 0, error: 0 };
+  const counts = { active: 0, degraded: 0, connecting: 0, error: 0 };
   for (const data of list) {
     seen.add(data.id);
     let entry = state.cameras.get(data.id);
@@ -139,7 +139,8 @@ async function refreshList() {
   }
   $("empty").hidden = list.length > 0;
   $("summary").textContent = list.length + " camera(s): " + counts.active + " active, " +
-    counts.connecting + " connecting, " + counts.error + " error";
+    (counts.degraded ? counts.degraded + " degraded, " : "") + counts.connecting + " connecting, " +
+    counts.error + " error";
   if (state.view) showFacts(state.view);
 }
 

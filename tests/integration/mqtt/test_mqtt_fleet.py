@@ -74,7 +74,7 @@ def test_fleet_prints_every_device_and_sets_the_exit_code(broker):
     assert lines[0].split() == ["DEVICE", "AVAILABILITY", "CAMERA", "STATUS", "SINCE", "LAST", "SEEN", "ERROR"]
     assert any(line.split()[:4] == ["shed-pi-02", "online", "gate", "error"] for line in lines)
     assert any("refused" in line for line in lines) and not any("other-04" in line for line in lines)
-    assert lines[-1].startswith("3 device(s), 1 offline; 4 camera(s): 3 active, 0 connecting, 1 error")
+    assert lines[-1].startswith("3 device(s), 1 offline; 4 camera(s): 3 active, 0 degraded, 0 connecting, 1 error")
 
     view = json.loads(fleet(broker, "--json").stdout)
     assert view["ok"] is False and view["summary"]["devices"] == 3

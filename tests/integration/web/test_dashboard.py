@@ -177,6 +177,45 @@ def test_camera_page_falls_back_to_snapshots_when_the_stream_needs_the_key(rtsp,
     assert "showing snapshots" in js(driver, "return document.getElementById('cam-live-hint').textContent")
 
 
+def test_grid_shows_a_degraded_picture_and_privacy_masks(rtsp, service_factory, browser):
+    """A black camera's card says `degraded` and why; a masked camera's picture in the grid is masked."""
+    from tests.support.rtsp_server import RtspServer
+
+    black = RtspServer(streams={"black": "320x180@15:black"}).start()
+    try:
+        svc = service_factory({
+            "health": {"interval_sec": 0.5},
+            "cameras": [{"id": "dark", "url": black.url("black")},
+                        {"id": "yard", "url": rtsp.url("cam"),
+                         "privacy_masks": [[[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]]}],
+        })
+        driver = browser
+        driver.get(svc.base + "/")
+        wait_until(lambda: cards(driver).get("dark", {}).get("badge") == "degraded", 45)
+        error = js(driver, "return document.querySelector('.card[data-camera-id=\"dark\"] .error-text').textContent")
+        assert error.startswith("uniform picture")
+        wait_until(lambda: "1 degraded" in js(driver, "return document.getElementById('summary').textContent"), 15)
+        wait_until(lambda: cards(driver).get("yard", {}).get("loaded"), 45)
+        # The right half, as the browser decoded it: black; the left half: the scene.
+        halves = js(driver, """
+            const img = document.querySelector('.card[data-camera-id="yard"] img.snap');
+            const c = document.createElement('canvas');
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            const g = c.getContext('2d');
+            g.drawImage(img, 0, 0);
+            const mean = (x0, x1) => {
+              const d = g.getImageData(x0, 10, x1 - x0, c.height - 20).data;
+              let sum = 0; for (let i = 0; i < d.length; i += 4) sum += d[i] + d[i + 1] + d[i + 2];
+              return sum / (d.length / 4) / 3;
+            };
+            return [mean(5, Math.floor(c.width / 2) - 5), mean(Math.ceil(c.width / 2) + 5, c.width - 5)];""")
+        assert halves[0] > 50 and halves[1] < 5, halves
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "dashboard-degraded-and-masked.png"))
+    finally:
+        black.stop()
+
+
 ATTACK_PAGE = """<!doctype html><html><body>
 <iframe name="sink"></iframe>
 <form id="form" method="POST" action="{base}/register" enctype="text/plain" target="sink">

@@ -70,11 +70,15 @@ _ID = st.one_of(st.sampled_from(["cam", "nope", "..", "%2e%2e", "..%2f..%2fetc%2
 _PATHS = st.one_of(
     st.sampled_from(["/health", "/openapi.json", "/register", "/cameras", "/metrics", "/", "//", "/register/"]),
     _ID.map(lambda i: f"/snapshot/{i}"), _ID.map(lambda i: f"/snapshot/{i}.jpg"), _ID.map(lambda i: f"/status/{i}"),
+    _ID.map(lambda i: f"/snapshot/{i}.webp"), _ID.map(lambda i: f"/snapshot/{i}.png"),
+    _ID.map(lambda i: f"/cameras/{i}/links"),
     _ID.map(lambda i: f"/unregister/{i}"), _ID.map(lambda i: f"/cameras/{i}"), _ID.map(lambda i: f"/stream/{i}"),
     _ID.map(lambda i: f"/cameras/{i}/history"), _ID.map(lambda i: f"/static/{i}"),
     _TEXT.map(lambda t: "/" + quote(t)))
-_QUERY = st.dictionaries(st.sampled_from(["q", "width", "height", "max_age", "after", "fps", "token", "x"]),
-                         _NUMBERISH, max_size=4)
+_CROPS = st.lists(st.one_of(st.floats(-1, 2).map(repr), _NUMBERISH), min_size=0, max_size=5).map(",".join)
+_QUERY = st.dictionaries(st.sampled_from(["q", "width", "height", "max_age", "after", "fps", "token", "x", "rotate",
+                                          "crop", "timestamp", "exp", "sig"]),
+                         st.one_of(_NUMBERISH, _CROPS), max_size=5)
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _TEXT,
                      lambda kids: st.lists(kids, max_size=4) | st.dictionaries(_TEXT, kids, max_size=4), max_leaves=12)
 _URLS = st.one_of(
@@ -85,7 +89,9 @@ _URLS = st.one_of(
     _TEXT, _TEXT.map(lambda t: "rtsp://" + t), st.sampled_from(["file:///etc/passwd", "rtsp://h/ ! filesrc"]))
 _REGISTER = st.fixed_dictionaries({}, optional={"rtsp_url": st.one_of(_URLS, _JSON), "name": st.one_of(_TEXT, _JSON),
                                                 "prefer": st.one_of(st.sampled_from(["default", "ffmpeg", "gstreamer"]),
-                                                                    _JSON)})
+                                                                    _JSON),
+                                                "privacy_masks": _JSON, "rotate": _JSON, "crop": _JSON,
+                                                "timestamp": _JSON, "ttl_sec": _JSON})
 _BODIES = st.one_of(st.none(), _REGISTER.map(lambda d: json.dumps(d).encode()),
                     _JSON.map(lambda j: json.dumps(j).encode()), st.binary(max_size=200),
                     st.just(b"[" * 5000 + b"]" * 5000), st.just(b'{"rtsp_url": "' + b"a" * 20000))
@@ -174,7 +180,8 @@ def test_register_type_confusion_and_size_limits(plain_svc, body, status):
 
 @pytest.mark.parametrize("query", ["q=0", "q=101", "q=1e400", "q=" + "9" * 5000, "width=-1", "width=99999",
                                    "height=nan", "max_age=inf", "max_age=-1", "after=-5", "after=" + "9" * 40,
-                                   "after=1.5", "q=%00"])
+                                   "after=1.5", "q=%00", "rotate=91", "crop=0,0,0,0", "crop=a,b,c,d",
+                                   "timestamp=2", "crop=" + "0," * 3000])
 def test_absurd_query_values_are_400(plain_svc, query):
     r = plain_svc.get(f"/snapshot/cam?{query}")
     assert r.status == 400 and r.json()["detail"], (query, r.status, r.body[:200])

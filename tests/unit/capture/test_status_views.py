@@ -32,7 +32,8 @@ def test_active_camera_views_agree_on_the_stream_fields() -> None:
     assert (status["width"], status["height"]) == (payload["width"], payload["height"]) == (1280, 720)
     assert entry["size"] == [1280, 720] and "width" not in entry
     assert status["reconnects"] == 1 and status["frames"] == 250  # the first connect is not a reconnect
-    assert list(entry) == ["id", "token", "name", "url", "source", "status", "last_seen", "backend", "fps", "size"]
+    assert list(entry) == ["id", "token", "name", "url", "source", "status", "last_seen", "backend", "fps", "size",
+                           "error"]
     assert "hunter2" not in repr((status, entry, payload)) and entry["url"].startswith("rtsp://admin:***@10.0.0.5")
 
 

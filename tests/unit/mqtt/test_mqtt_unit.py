@@ -64,7 +64,8 @@ def test_discovery_ids_are_home_assistant_safe():
     t = topics.Topics("rtsp2jpg", "pi.local")
     configs = topics.discovery(t, "front", "Front")
     assert set(configs) == {"homeassistant/camera/rtsp2jpg_pi_local_front/config",
-                            "homeassistant/binary_sensor/rtsp2jpg_pi_local_front_stream/config"}
+                            "homeassistant/binary_sensor/rtsp2jpg_pi_local_front_stream/config",
+                            "homeassistant/binary_sensor/rtsp2jpg_pi_local_front_picture/config"}
     cam = configs["homeassistant/camera/rtsp2jpg_pi_local_front/config"]
     assert cam["topic"] == "rtsp2jpg/pi.local/cameras/front/snapshot"
     assert cam["device"]["name"] == "pi.local" and cam["device"]["identifiers"] == ["rtsp2jpg_pi_local"]
