@@ -20,7 +20,7 @@ from rtsp2jpg.capture.backend import Backend
 from rtsp2jpg.capture.camera import Camera
 from rtsp2jpg.capture.frames import EncodeBudget
 from rtsp2jpg.capture.sources import PREFERENCES
-from rtsp2jpg.capture.status import StatusChange
+from rtsp2jpg.capture.status import StatusChange, count_line
 from rtsp2jpg.capture.view import Picture, same_settings, settings_json
 from rtsp2jpg.config import CaptureConfig, Config
 from rtsp2jpg.registry import Registration, Registry, RegistryError
@@ -164,12 +164,7 @@ class Service:
 
     def summary(self) -> str:
         """One line for `systemctl status`: "4 cameras: 3 active, 1 connecting"."""
-        cameras = self.cameras()
-        statuses = [cam.status.value for cam in cameras]
-        order = ("active", "degraded", "connecting", "error", "inactive", "unknown")
-        parts = ", ".join(f"{statuses.count(s)} {s}" for s in order if s in statuses)
-        noun = "camera" if len(cameras) == 1 else "cameras"
-        return f"{len(cameras)} {noun}: {parts}" if parts else f"0 {noun}"
+        return count_line([cam.status for cam in self.cameras()])
 
     # -- cameras ---------------------------------------------------------------------------------
 

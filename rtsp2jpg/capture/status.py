@@ -19,6 +19,14 @@ class Status(str, Enum):
     UNKNOWN = "unknown"
 
 
+def count_line(statuses: list[Status]) -> str:
+    """"4 cameras: 3 active, 1 connecting" (for `systemctl status`): the good news first."""
+    order = (Status.ACTIVE, Status.DEGRADED, Status.CONNECTING, Status.ERROR, Status.INACTIVE, Status.UNKNOWN)
+    parts = ", ".join(f"{statuses.count(s)} {s.value}" for s in order if s in statuses)
+    noun = "camera" if len(statuses) == 1 else "cameras"
+    return f"{len(statuses)} {noun}: {parts}" if parts else f"0 {noun}"
+
+
 @dataclass(frozen=True)
 class StatusChange:
     camera_id: str
