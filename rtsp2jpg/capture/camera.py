@@ -239,8 +239,9 @@ class Camera(SourceTrials):
         stats.frames += 1
         stats.last_seen = self._wall()
         if (first or self.slot.wanted.is_set()) and now - self._last_retrieve >= self.cfg.read_throttle_sec:
+            glance, self.slot.glance = self.slot.glance, False
             self.slot.wanted.clear()
-            image = capture.retrieve()
+            image = capture.retrieve(glance=True) if glance else capture.retrieve()
             if image is None or looks_blank(image):
                 stats.decode_errors += 1
                 self.slot.want()  # try again on the next frame

@@ -172,13 +172,15 @@ def pipeline_for(chain: Chain, url: str, cfg: CaptureConfig, keyframes_only: boo
     tail += [f"video/x-raw,format={chain.format}", "appsink drop=true max-buffers=1 sync=false"]
     receive = decode_half = ""
     if not keyframes_only:
-        # byte-stream access units carry their parameter sets in-band, and the parser in the decode
-        # half (config-interval=-1) repeats them before every keyframe, so a burst after an idle
-        # spell starts clean. max-buffers bounds what waits between two pulls (the camera pulls at
-        # least every 0.25 s); when full, rtspsrc waits rather than anything being dropped.
-        receive = " ! ".join([steps[0], depay, f"video/x-{chain.codec},stream-format=byte-stream,alignment=au",
+        # The parser stays in the receive half: its keyframe flags are the ones to trust
+        # (rtph265depay flags some P-frames as keyframes) and with config-interval=-1 it repeats the
+        # parameter sets before every keyframe, so a burst after an idle spell starts clean.
+        # max-buffers bounds what waits between two pulls (the camera pulls at least every 0.25 s);
+        # when full, rtspsrc waits rather than anything being dropped.
+        receive = " ! ".join([steps[0], depay, f"{parse} config-interval=-1",
+                              f"video/x-{chain.codec},stream-format=byte-stream,alignment=au",
                               "appsink name=au sync=false max-buffers=500"])
-        decode_half = " ! ".join(["appsrc name=src is-live=true format=time", f"{parse} config-interval=-1"] + tail)
+        decode_half = " ! ".join(["appsrc name=src is-live=true format=time"] + tail)
     return GstPipeline(label=f"gstreamer/{chain.element}", element=chain.element, codec=chain.codec,
                        hardware=chain.hardware, description=" ! ".join(steps + tail), format=chain.format,
                        keyframes_only=keyframes_only, receive=receive, decode=decode_half)

@@ -186,6 +186,7 @@ class FrameSlot:
         self._cond = threading.Condition()
         self._frame: Frame | None = None
         self.wanted = threading.Event()  # a reader wants a frame newer than the slot's
+        self.glance = False  # the wanted frame is only for a health check (see want)
         # Shared by every camera of a Service; a slot made alone (tests, tools) gets its own.
         self.budget = budget if budget is not None else EncodeBudget()
         self.picture = picture
@@ -204,12 +205,15 @@ class FrameSlot:
     def latest(self) -> Frame | None:
         return self._frame
 
-    def want(self) -> None:
+    def want(self, glance: bool = False) -> None:
+        """Ask the camera thread for a newer frame. A `glance` (the image-health check) is not a
+        reader: with adaptive decoding it does not keep the decoder running afterwards."""
+        self.glance = glance and (self.glance or not self.wanted.is_set())
         self.wanted.set()
 
     def wait_newer(self, than_seq: int, timeout: float) -> Frame | None:
         """Ask for a frame newer than `than_seq` and wait up to `timeout`; the newest frame either way."""
-        self.wanted.set()
+        self.want()
         with self._cond:
             self._cond.wait_for(lambda: self._frame is not None and self._frame.seq > than_seq, timeout)
             return self._frame

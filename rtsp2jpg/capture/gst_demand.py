@@ -51,6 +51,7 @@ class DemandPipeline:
         self._target = Target()
         self._caps: Any = None
         self.failure = ""
+        self.pushed = 0  # units handed to the decoder: what an idle camera does not spend
 
     @property
     def fps(self) -> float:
@@ -77,10 +78,12 @@ class DemandPipeline:
         sample = self._decode(timeout)
         return sample if sample is not None else (None if self.failure else BUFFERED)
 
-    def picture(self, sample: Any) -> gst.RawPicture | None:
+    def picture(self, sample: Any, glance: bool = False) -> gst.RawPicture | None:
         """The picture of a pulled sample; BUFFERED decodes the buffered units first. Counts as a
-        read: the decoder keeps running for a keyframe interval after it."""
-        self.demand.read()
+        read (the decoder keeps running for a keyframe interval after it) unless it is a `glance`:
+        the image-health check every few seconds must not keep every camera decoding."""
+        if not glance:
+            self.demand.read()
         if sample is BUFFERED:
             sample = self._decode(1.0)
             if sample is None:
@@ -127,6 +130,7 @@ class DemandPipeline:
             if flow != self._gst.FlowReturn.OK:
                 self.failure = f"the decoder refused data ({flow.value_nick})"
                 return None
+            self.pushed += 1
         target = self._target.after(units)
         deadline = time.monotonic() + max(timeout, 0.2 + 0.01 * len(units))
         quiet_until = time.monotonic() + max(_QUIET_SEC, 0.004 * len(units))  # ~4 ms per picture to start

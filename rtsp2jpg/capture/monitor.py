@@ -67,7 +67,7 @@ class HealthMonitor:
             self.problems.pop(cam.id, None)
             return
         frame = cam.slot.latest()
-        cam.slot.want()  # a fresh frame for the next round
+        cam.slot.want(glance=True)  # a fresh frame for the next round, without keeping the decoder busy
         if frame is None or frame.seq == seen:
             self._checks[cam.id] = (check, seen)
             return

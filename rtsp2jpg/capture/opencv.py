@@ -78,7 +78,7 @@ class Capture:
             return True
         return bool(self._cap.grab())
 
-    def retrieve(self) -> np.ndarray | None:
+    def retrieve(self, glance: bool = False) -> np.ndarray | None:
         """The grabbed frame as BGR; raw YUV (height * 3/2 rows of one channel) is converted here,
         so only frames someone asked for pay for the conversion."""
         ok, image = self._cap.retrieve()
@@ -120,9 +120,12 @@ class DirectCapture:
             self._sample = self._pipe.pull(self.spec.read_timeout_sec)
         return self._sample is not None
 
-    def retrieve(self) -> np.ndarray | None:
+    def retrieve(self, glance: bool = False) -> np.ndarray | None:
         sample, self._sample = self._sample, None
-        picture = self._pipe.picture(sample) if sample is not None else None
+        if sample is None:
+            return None
+        picture = self._pipe.picture(sample, glance) if isinstance(self._pipe, gst_demand.DemandPipeline) \
+            else self._pipe.picture(sample)
         if picture is None:
             return None
         if picture.format == "BGR":

@@ -64,7 +64,7 @@ class _Capture:
         time.sleep(0.001)
         return self.left >= 0
 
-    def retrieve(self) -> Any:
+    def retrieve(self, glance: bool = False) -> Any:
         return np.full((4, 6, 3), 7, np.uint8)
 
     def nominal_fps(self) -> float:

@@ -39,7 +39,7 @@ class ScriptedCapture:
         time.sleep(0.001)  # a frame interval, shortened
         return True
 
-    def retrieve(self) -> Any:
+    def retrieve(self, glance: bool = False) -> Any:
         self.retrieved += 1
         return np.zeros((4, 6, 3), np.uint8)
 

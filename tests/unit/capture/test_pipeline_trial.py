@@ -30,7 +30,7 @@ class Capture:
         self.left -= 1
         return self.left >= 0
 
-    def retrieve(self) -> Any:
+    def retrieve(self, glance: bool = False) -> Any:
         return np.zeros((4, 6, 3), np.uint8)
 
     def nominal_fps(self) -> float:

@@ -1,0 +1,111 @@
+"""Demand-adaptive decoding against the real demo RTSP server (capture/gst_demand.py).
+
+An unread camera keeps receiving (the group of pictures since the last keyframe grows and is cut
+at each keyframe) but hands nothing to the decoder; the next read decodes the buffered pictures
+and gets the newest one, as its time code proves. Frequent reads decode as frames arrive, and
+`decode: always` keeps the single decoding pipeline. CPU figures are in bench/adaptive.py.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from rtsp2jpg.capture import gst_demand, sources
+from rtsp2jpg.capture import opencv as pipeline
+from rtsp2jpg.config import CaptureConfig
+from rtsp2jpg.demo.timecode import decode_stamp
+
+CAPS = pipeline.capabilities()
+pytestmark = pytest.mark.skipif(not CAPS.direct_gstreamer or "avdec_h264" not in CAPS.elements,
+                                reason="needs GStreamer through PyGObject and gst-libav")
+CFG = {"decoder": "software", "codec": "h264", "open_timeout_sec": 10, "stall_timeout_sec": 5}
+
+
+def _open(url: str, **cfg):
+    spec = sources.candidates(url, CaptureConfig(**{**CFG, **cfg}), CAPS)[0]
+    return pipeline.open_source(spec)
+
+
+def _idle(cap, seconds: float) -> None:
+    """What the camera thread does while nobody reads: a grab every 0.25 s, no retrieve."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        assert cap.grab()
+        time.sleep(0.25)
+
+
+def _until_idle(cap) -> None:
+    """Grab without reading until the hold after the last read has run out (it follows the
+    measured keyframe interval, so it may change meanwhile), then half a second more."""
+    deadline = time.monotonic() + 15
+    while cap._pipe.demand.continuous():
+        assert time.monotonic() < deadline, "the decoder kept running with nobody reading"
+        _idle(cap, 0.25)
+    _idle(cap, 0.5)
+
+
+def test_an_unread_camera_decodes_nothing_and_a_read_gets_the_newest_picture(rtsp) -> None:
+    cap = _open(rtsp.url("cam"))
+    try:
+        pipe = cap._pipe
+        assert isinstance(pipe, gst_demand.DemandPipeline)
+        assert cap.grab() and cap.retrieve() is not None  # the open's own picture
+        _until_idle(cap)
+        pushed, seen = pipe.pushed, len(pipe.gop)
+        _idle(cap, 1.0)
+        assert pipe.pushed == pushed, "an unread camera handed pictures to the decoder"
+        assert len(pipe.gop) != seen, "no access units were received while idle"
+        assert cap.grab()
+        asked = time.time()
+        image = cap.retrieve()
+        assert image is not None and image.shape[:2] == (360, 640)
+        stamp = decode_stamp(image)
+        assert stamp is not None
+        # The newest picture, not the buffered keyframe (up to 2 s old): generous for a loaded machine.
+        assert asked - stamp < 0.5, f"picture {asked - stamp:.3f} s old"
+        assert pipe.pushed > pushed and pipe.demand.continuous()  # the read keeps the decoder running
+    finally:
+        cap.release()
+
+
+def test_frequent_reads_decode_as_pictures_arrive_and_a_glance_does_not_count(rtsp) -> None:
+    cap = _open(rtsp.url("cam"))
+    try:
+        pipe = cap._pipe
+        assert cap.grab() and cap.retrieve() is not None  # the open's own picture
+        for _ in range(8):
+            time.sleep(0.2)
+            before = pipe.pushed
+            assert cap.grab() and cap.retrieve() is not None
+            assert pipe.pushed > before
+        _until_idle(cap)
+        assert cap.grab() and cap.retrieve(glance=True) is not None  # the health check's read
+        assert not pipe.demand.continuous()
+    finally:
+        cap.release()
+
+
+def test_decode_always_keeps_one_pipeline_decoding_every_frame(rtsp) -> None:
+    spec = sources.candidates(rtsp.url("cam"), CaptureConfig(**CFG, decode="always"), CAPS)[0]
+    assert not spec.decode and not spec.receive
+    cap = pipeline.open_source(spec)
+    try:
+        assert not isinstance(cap._pipe, gst_demand.DemandPipeline)
+        assert cap.grab() and cap.retrieve() is not None
+    finally:
+        cap.release()
+
+
+def test_adaptive_decoding_works_for_h265(rtsp) -> None:
+    cap = _open(rtsp.url("hevc"), codec="h265")
+    try:
+        assert isinstance(cap._pipe, gst_demand.DemandPipeline)
+        assert cap.grab() and cap.retrieve() is not None
+        _until_idle(cap)
+        assert cap.grab()
+        image = cap.retrieve()
+        assert image is not None and decode_stamp(image) is not None
+    finally:
+        cap.release()

@@ -1,0 +1,91 @@
+"""Demand-adaptive decoding's pure part (capture/gop.py): what is kept, what the decoder gets, when
+decoding continues. The GStreamer half is tested against a real stream in integration/capture."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rtsp2jpg.capture.gop import MAX_HOLD_SEC, MIN_HOLD_SEC, Demand, GopBuffer, Target, Unit
+
+
+def unit(key: bool, size: int = 100, pts: int | None = None) -> Unit:
+    return Unit(object(), key, size, pts)
+
+
+def test_nothing_is_kept_before_the_first_keyframe() -> None:
+    gop = GopBuffer()
+    assert not gop.add(unit(False)) and not gop.started and gop.pending() == []
+    assert gop.add(unit(True)) and gop.started and len(gop.pending()) == 1
+
+
+def test_pending_continues_where_the_decoder_stopped_and_a_keyframe_restarts_it() -> None:
+    gop = GopBuffer()
+    units = [unit(True)] + [unit(False) for _ in range(4)]
+    for u in units[:3]:
+        gop.add(u)
+    assert gop.pending() == units[:3]
+    for u in units[3:]:
+        gop.add(u)
+    assert gop.pending() == units[3:]  # only what the decoder has not had
+    assert gop.pending() == []
+    key = unit(True)
+    gop.add(key)
+    assert gop.pending() == [key] and len(gop) == 1
+
+
+def test_an_oversized_group_is_dropped_until_the_next_keyframe() -> None:
+    gop = GopBuffer(max_units=10, max_bytes=10_000)
+    gop.add(unit(True))
+    for _ in range(20):
+        gop.add(unit(False))
+    assert gop.overflows == 1 and len(gop) == 0 and gop.pending() == []
+    gop.add(unit(True))
+    assert len(gop) == 1 and gop.bytes == 100
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 5000)), max_size=300),
+       st.integers(1, 50), st.integers(1000, 100_000))
+def test_the_buffer_stays_within_its_bounds_and_starts_at_a_keyframe(stream, max_units, max_bytes) -> None:
+    gop = GopBuffer(max_units=max_units, max_bytes=max_bytes)
+    handed: list[Unit] = []
+    for key, size in stream:
+        gop.add(unit(key, size))
+        assert len(gop) <= max_units and gop.bytes <= max(max_bytes, 5000)
+        if len(gop) % 3 == 0:
+            handed += gop.pending()
+    handed += gop.pending()
+    assert all(u.size for u in handed)
+    if gop.started:
+        assert gop._units[0].key and sum(u.size for u in gop._units) == gop.bytes
+
+
+def test_demand_holds_for_the_measured_keyframe_interval() -> None:
+    now = [100.0]
+    demand = Demand(lambda: now[0])
+    assert not demand.continuous()  # nobody has read yet
+    demand.read()
+    assert demand.continuous()
+    demand.keyframe()
+    now[0] += 4.0
+    demand.keyframe()
+    assert demand.hold_sec == 4.0 and not demand.continuous()
+    now[0] += 100.0
+    demand.keyframe()
+    assert demand.hold_sec == MAX_HOLD_SEC
+    now[0] += 0.1
+    demand.keyframe()
+    assert demand.hold_sec == MIN_HOLD_SEC
+
+
+def test_the_target_is_the_newest_picture_or_with_b_frames_the_one_before_the_last_unit() -> None:
+    target = Target()
+    assert target.after([unit(True, pts=0), unit(False, pts=40), unit(False, pts=80)]) == 80
+    assert not target.reordered
+    # decode order I P B: the B (pts 120) comes after the P (pts 160) it precedes
+    reordered = Target()
+    assert reordered.after([unit(True, pts=0), unit(False, pts=80), unit(False, pts=40)]) == 80
+    assert reordered.reordered
+    assert reordered.after([unit(False, pts=160)]) == 80  # the decoder holds 160 until the next unit
+    assert reordered.after([unit(False, pts=120), unit(False, pts=240)]) == 160
+    assert Target().after([unit(True)]) is None
