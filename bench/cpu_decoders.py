@@ -28,6 +28,10 @@ TICK = os.sysconf("SC_CLK_TCK")
 FLOOR = "ffmpeg -f null (floor)"
 # name -> (reader mode, retrieve interval in seconds (0 = every frame), poll seconds (-1 = as the service))
 READERS = {
+    "rtsp2jpg adaptive (default), nobody reads": ("gst-adaptive", 1e9, -1),
+    "rtsp2jpg adaptive (default), 1 read / 10 s": ("gst-adaptive", 10.0, -1),
+    "rtsp2jpg adaptive (default), 1 read / s": ("gst-adaptive", 1.0, -1),
+    "rtsp2jpg adaptive (default), 10 reads / s": ("gst-adaptive", 0.1, -1),
     "gst-launch avdec_h264 ! appsink (nothing pulls)": ("gst-launch", 0, 0),
     "OpenCV FFmpeg, grab every frame, 1 retrieve/s": ("ffmpeg", 1.0, 0),
     "OpenCV GStreamer, BGR in pipeline (videoconvert), grab every frame, 1 retrieve/s": ("gst-bgr-opencv", 1.0, 0),
@@ -125,8 +129,9 @@ def main() -> int:
                       flush=True)
         print(f"\n{args.size}@{args.fps} H.264 from rtsp2jpg.demo, {args.rounds} rounds of {args.seconds:g} s; "
               "ratio = median of per-pair ratios to ffmpeg -f null run alongside")
-        print("| reader | CPU s/s (median) | floor CPU s/s (median) | ratio to floor | snapshot age p50 / p95 (s) |")
-        print("|---|---|---|---|---|")
+        print("| reader | CPU s/s (median) | floor CPU s/s (median) | ratio to floor | snapshot age p50 / p95 (s) "
+              "| wait for the picture p50 / max (s) |")
+        print("|---|---|---|---|---|---|")
         for name in names:
             floors = [f for f, _ in rows[name]]
             cpus = [res["cpu"] for _, res in rows[name]]
@@ -134,7 +139,10 @@ def main() -> int:
             ages = sorted(a for _, res in rows[name] for a in res.get("ages", []))
             age = f"{statistics.median(ages):.3f} / {ages[int(0.95 * (len(ages) - 1))]:.3f}" if ages else "-"
             ratio = f"{statistics.median(ratios):.2f}x" if ratios else "-"
-            print(f"| {name} | {statistics.median(cpus):.4f} | {statistics.median(floors):.4f} | {ratio} | {age} |")
+            waits = sorted(w for _, res in rows[name] for w in res.get("waits", []))
+            wait = f"{statistics.median(waits):.3f} / {waits[-1]:.3f}" if waits else "-"
+            print(f"| {name} | {statistics.median(cpus):.4f} | {statistics.median(floors):.4f} | {ratio} | {age} "
+                  f"| {wait} |")
     finally:
         server.terminate()
         server.wait(10)

@@ -2,13 +2,15 @@
 (convert to BGR) one per `--every` seconds, and report snapshot ages from the demo's time code.
 
 Usage: python bench/decoder_reader.py MODE URL SECONDS [--every 1.0] [--poll S]
-MODE: ffmpeg | gst-bgr (videoconvert to BGR in the pipeline, the old way) | gst-yuv (I420 to the
+MODE: ffmpeg | gst-adaptive (the default: demand-adaptive decoding, capture/gst_demand.py)
+| gst-bgr (videoconvert to BGR in the pipeline, the old way) | gst-yuv (I420 to the
 appsink, converted on retrieve) | gst-key (gst-yuv, keyframes only) | gst-yuv-threads (libav's
 default threading); GStreamer modes run through PyGObject (capture/gst.py) as the service does, or
 through OpenCV's GStreamer backend with the suffix `-opencv` (gst-yuv-opencv, ...).
 Like the service, a GStreamer source is grabbed every `--poll` seconds (default:
 the source's poll_sec) and when a retrieve is due, not every frame; `--poll 0` grabs every frame.
-Prints one JSON line: frames, retrieved, ages (seconds).
+Prints one JSON line: frames, retrieved, ages (seconds), waits (seconds from a retrieve being due to
+its picture: what a request waits for, burst decoding included).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def spec_for(mode: str, url: str, caps: sources.Capabilities) -> sources.SourceS
         pipeline.configure_ffmpeg("tcp")
         return sources.candidates(url, CaptureConfig(decoder="ffmpeg"), caps)[0]
     mode = mode.removesuffix("-opencv")
-    cfg = CaptureConfig(decoder="software", codec="h264", keyframes_only=mode == "gst-key")
+    cfg = CaptureConfig(decoder="software", codec="h264", keyframes_only=mode == "gst-key",
+                        decode="adaptive" if mode == "gst-adaptive" else "always")
     spec = sources.candidates(url, cfg, caps)[0]
     if mode == "gst-bgr":
         target = spec.target.replace("video/x-raw,format=I420", "videoconvert ! video/x-raw,format=BGR")
@@ -54,6 +57,7 @@ def main() -> int:
     cap = pipeline._open_through_opencv(spec) if args.mode.endswith("-opencv") else pipeline.open_source(spec)
     frames = retrieved = 0
     ages: list[float] = []
+    waits: list[float] = []
     end = time.monotonic() + args.seconds
     next_retrieve = 0.0
     while time.monotonic() < end:
@@ -66,13 +70,15 @@ def main() -> int:
         now = time.monotonic()
         if now >= next_retrieve:
             image = cap.retrieve()
+            if retrieved:  # the first is the open's picture
+                waits.append(round(time.monotonic() - next_retrieve, 4))
             retrieved += 1
             next_retrieve = now + args.every
             stamp = decode_stamp(image) if image is not None else None
             if stamp is not None:
                 ages.append(round(time.time() - stamp, 4))
     cap.release()
-    print(json.dumps({"frames": frames, "retrieved": retrieved, "ages": ages}), flush=True)
+    print(json.dumps({"frames": frames, "retrieved": retrieved, "ages": ages, "waits": waits}), flush=True)
     return 0
 
 

@@ -136,12 +136,13 @@ def candidates(url: str, cfg: CaptureConfig, caps: Capabilities, prefer: str = "
 
 
 def _auto_order(url: str, cfg: CaptureConfig, caps: Capabilities) -> list[SourceSpec]:
-    """`decoder: auto`: hardware GStreamer, then OpenCV's FFmpeg backend, then software GStreamer.
+    """`decoder: auto`: hardware GStreamer, then software GStreamer where it decodes adaptively
+    (PyGObject), then OpenCV's FFmpeg backend.
 
-    Software GStreamer goes after FFmpeg unless keyframe-only decoding is wanted (0.24-0.33x of the
-    floor, which FFmpeg cannot do): measured here through OpenCV's GStreamer backend it cost 1.16x
-    the floor against FFmpeg's 1.03x. It stays one setting away (`decoder: software`) for its
-    fresher frames (p99 78 ms against 153 ms).
+    FFmpeg through OpenCV decodes every frame whether anyone looks or not; adaptive decoding costs
+    the demux only while nobody reads (bench/cpu_decoders.py). Without PyGObject, software
+    GStreamer (OpenCV's backend, 1.16x the floor against FFmpeg's 1.03x) goes after FFmpeg unless
+    keyframe-only decoding is wanted, which FFmpeg cannot do.
     """
     gst = _gstreamer_sources(url, cfg, caps)
     hardware = [s for s in gst if s.hardware]

@@ -82,8 +82,8 @@ def _slug(v: str) -> str | None:
 class CaptureConfig:
     """How each camera is read; every key can be overridden per camera."""
 
-    decoder: str = _opt("auto", "auto (hardware GStreamer, FFmpeg, software GStreamer), ffmpeg, gstreamer, "
-                        "software, or a decoder element such as nvv4l2decoder", _decoder)
+    decoder: str = _opt("auto", "auto (hardware GStreamer, adaptive avdec_* with python3-gi, FFmpeg), "
+                        "ffmpeg, gstreamer, software, or an element such as nvv4l2decoder", _decoder)
     codec: str = _opt("auto", "stream codec: auto (from the RTSP SDP), h264 or h265", _choice("auto", "h264", "h265"))
     transport: str = _opt("tcp", "RTSP transport: tcp or udp", _choice("tcp", "udp"))
     reconnect_delay_sec: float = _opt(2.0, "first reconnect delay; doubles (with jitter) per failure", _positive)
@@ -94,9 +94,8 @@ class CaptureConfig:
     stall_timeout_sec: float = _opt(10.0, "no frame for this long -> reconnect", _positive)
     jpeg_quality: int = _opt(85, "default JPEG quality (1-100)", _range(1, 100))
     keyframes_only: bool = _opt(False, "decode keyframes only (GStreamer decoders that support it)")
-    decode: str = _opt("adaptive", "adaptive: GStreamer sources decode only while someone reads at least once "
-                       "per keyframe interval and keep the compressed pictures since the last keyframe "
-                       "otherwise, decoded at full speed on the next read; always: decode every frame",
+    decode: str = _opt("adaptive", "adaptive: GStreamer decodes only while read once per keyframe interval, "
+                       "else on the next read from the kept pictures; always: every frame",
                        _choice("adaptive", "always"))
     stop_timeout_sec: float = _opt(5.0, "how long stop() waits for a capture thread", _positive)
     auth_retry_delay_sec: float = _opt(300.0, "first retry delay after the camera refused the credentials "

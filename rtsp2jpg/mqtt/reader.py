@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import threading
 import time
@@ -122,13 +123,20 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         code = output(fleet, args.json, out)
         if not args.watch:
             return code
-        while True:  # until Ctrl-C / SIGTERM; reprint on change, at most once a second
-            time.sleep(1.0)
+        # Until Ctrl-C / SIGTERM, reprint on change at most once a second. The signals set an event
+        # rather than raise KeyboardInterrupt anywhere: raised inside `with lock:` in fleet.view(),
+        # it could leave the lock held, and the final verdict then waited on it for ever.
+        stop = threading.Event()
+        if threading.current_thread() is threading.main_thread():  # only there can handlers be set
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+        while not stop.wait(1.0):
             if fleet.version != shown:
                 shown = fleet.version
                 if not args.json and out.isatty():
                     out.write("\x1b[2J\x1b[H")
                 code = output(fleet, args.json, out)
+        return verdict(fleet.view())
     except KeyboardInterrupt:  # the verdict of what was last seen, even if ^C cut an assignment short
         return code if code == UNREACHABLE else verdict(fleet.view())
     finally:
