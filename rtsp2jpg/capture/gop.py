@@ -105,10 +105,12 @@ class Demand:
         self._last_read = self._clock()
 
     def keyframe(self) -> None:
-        """A keyframe arrived: the interval since the previous one becomes the hold."""
+        """A keyframe arrived: the interval since the previous one becomes the hold (1-10 s)."""
         now = self._clock()
-        if self._last_key is not None and self._fixed is None:
-            self.hold_sec = min(MAX_HOLD_SEC, max(MIN_HOLD_SEC, now - self._last_key))
+        # Intervals under MIN_HOLD_SEC are not a group of pictures (a stream's first units, a forced
+        # keyframe): taking them would shorten the hold until the next real keyframe lengthened it.
+        if self._last_key is not None and self._fixed is None and now - self._last_key >= MIN_HOLD_SEC:
+            self.hold_sec = min(MAX_HOLD_SEC, now - self._last_key)
         self._last_key = now
 
     def continuous(self) -> bool:

@@ -21,6 +21,8 @@ from rtsp2jpg.cli.codes import FAILED, MALFORMED, OK, UNREACHABLE
 from rtsp2jpg.mqtt.client import make_client
 from rtsp2jpg.mqtt.fleet import QUIET_SEC, Fleet, table
 
+SETTLE_SEC = 0.25  # after the marker: no retained message for this long and the replay is over
+
 
 class Reader:
     """A paho client that fills a Fleet; `wait_complete()` returns once the retained replay is in."""
@@ -78,6 +80,10 @@ class Reader:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.error is None:
             if self.complete.wait(0.05):
+                # mosquitto replays retained messages before it delivers the marker; a clustered
+                # broker (aedes on redis) may not, so the marker ends the wait only after a quiet spell.
+                while time.monotonic() - self.last_message_at < SETTLE_SEC and time.monotonic() < deadline:
+                    time.sleep(0.02)
                 return True
             if self.subscribed_at is not None:
                 quiet_since = max(self.subscribed_at, self.last_message_at)

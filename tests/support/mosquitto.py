@@ -248,4 +248,9 @@ def retained(broker: Mosquitto, topic_filter: str, settle: float = 1.0, **auth: 
     with Subscriber(broker, [topic_filter, marker], **auth) as sub:
         sub.client.publish(marker, b"x", qos=1)
         sub.wait_for(lambda m: m.topic == marker, settle + 10)
+        # mosquitto replays before it delivers the marker; a clustered broker (aedes on redis) may
+        # not, so wait for a quiet spell too (as the fleet reader does).
+        end = time.monotonic() + settle + 10
+        while time.monotonic() < end and sub.messages and time.time() - sub.messages[-1].at < 0.3:
+            time.sleep(0.02)
         return {m.topic: m.payload for m in sub.messages if m.retain and m.topic != marker}

@@ -38,12 +38,12 @@ def _idle(cap, seconds: float) -> None:
 
 def _until_idle(cap) -> None:
     """Grab without reading until the hold after the last read has run out (it follows the
-    measured keyframe interval, so it may change meanwhile), then half a second more."""
+    measured keyframe interval, so it may change meanwhile), then a second more."""
     deadline = time.monotonic() + 15
     while cap._pipe.demand.continuous():
         assert time.monotonic() < deadline, "the decoder kept running with nobody reading"
         _idle(cap, 0.25)
-    _idle(cap, 0.5)
+    _idle(cap, 1.0)
 
 
 def test_an_unread_camera_decodes_nothing_and_a_read_gets_the_newest_picture(rtsp) -> None:

@@ -66,9 +66,11 @@ def test_device_on_node_a_is_read_whole_on_node_b(rtsp, service_factory, cluster
 
     # The device dies without a word: node A publishes its Will, node B holds it retained.
     svc.kill()
-    wait_until(lambda: availability(cluster.b) == b"offline", 30)
+    assert wait_until(lambda: availability(cluster.b) == b"offline", 60), "node B never held the Will"
+    # Node B's fleet view may lag the Will by a moment: the retained store is shared, not instant.
+    assert wait_until(lambda: fleet_on(cluster.b)[0] == 1, 30), fleet_on(cluster.b)
     code, view = fleet_on(cluster.b)
-    assert code == 1 and view["devices"][0]["trouble"][0] == "offline"
+    assert code == 1 and view["devices"][0]["trouble"][0] == "offline", view
 
 
 def test_when_node_a_dies_node_b_publishes_the_wills_of_its_devices(rtsp, service_factory, cluster):

@@ -74,8 +74,11 @@ def test_demand_holds_for_the_measured_keyframe_interval() -> None:
     demand.keyframe()
     assert demand.hold_sec == MAX_HOLD_SEC
     now[0] += 0.1
+    demand.keyframe()  # too short for a group of pictures: ignored
+    assert demand.hold_sec == MAX_HOLD_SEC
+    now[0] += 0.5
     demand.keyframe()
-    assert demand.hold_sec == MIN_HOLD_SEC
+    assert demand.hold_sec == MAX_HOLD_SEC and MIN_HOLD_SEC == 1.0
 
 
 def test_the_target_is_the_newest_picture_or_with_b_frames_the_one_before_the_last_unit() -> None:
