@@ -141,17 +141,32 @@ class Frame:
     def encode(self, encode: Encoder, view: View) -> bytes:
         """The frame rendered as `view` asks. Keyed by the output size, so every request at or above
         the frame's size shares the one full-size encoding."""
+        data = self._encoded(encode, view, wait=True)
+        assert data is not None
+        return data
+
+    def try_encode(self, encode: Encoder, view: View) -> bytes | None:
+        """As encode(), but None at once while another reader is encoding this frame: under a flood
+        every reader of a new frame parked ~5 ms behind its one encode (8 workers idle 10-20% of the
+        time, bench/snapshot_http.py); the caller may serve the previous, still fresh, frame instead."""
+        return self._encoded(encode, view, wait=False)
+
+    def _encoded(self, encode: Encoder, view: View, wait: bool) -> bytes | None:
         w, h = transformed_size(self.width, self.height, view.crop, view.rotate)
         out_w, out_h = fit_size(w, h, view.width, view.height)
         key = (view.fmt, 0 if view.fmt == "png" else view.quality, out_w, out_h, view.rotate, view.crop,
                view.stamp)
         data = self._budget.get(self, key)
         if data is None:
-            with self._lock:
+            if not self._lock.acquire(blocking=wait):
+                return None
+            try:
                 data = self._budget.get(self, key)
                 if data is None:
                     data = self._render(encode, view, (w, h) == (out_w, out_h))
                     self._budget.put(self, key, data)
+            finally:
+                self._lock.release()
         return data
 
     def _render(self, encode: Encoder, view: View, full: bool) -> bytes:
@@ -209,7 +224,8 @@ class FrameSlot:
         """Ask the camera thread for a newer frame. A `glance` (the image-health check) is not a
         reader: with adaptive decoding it does not keep the decoder running afterwards."""
         self.glance = glance and (self.glance or not self.wanted.is_set())
-        self.wanted.set()
+        if not self.wanted.is_set():  # set() takes a lock and notifies even when already set: every request
+            self.wanted.set()
 
     def wait_newer(self, than_seq: int, timeout: float) -> Frame | None:
         """Ask for a frame newer than `than_seq` and wait up to `timeout`; the newest frame either way."""

@@ -17,6 +17,7 @@ from rtsp2jpg.service import Service
 from rtsp2jpg.urls import redact
 from rtsp2jpg.web import api, links, openapi
 from rtsp2jpg.web import ops as ops_routes
+from rtsp2jpg.web.fastpath import FastSnapshots, presented_key
 from rtsp2jpg.web.trust import Trust, json_body_problem
 
 log = logging.getLogger(__name__)
@@ -69,17 +70,6 @@ class SameOriginJson:
         return wrapper
 
 
-def _presented_key(request: bottle.LocalRequest) -> bytes | None:
-    """The raw key bytes. From the WSGI environ (latin-1 text), not bottle's get_header, which
-    re-decodes as UTF-8 and raised UnicodeDecodeError (a 500) on a non-UTF-8 Authorization header."""
-    env = request.environ
-    auth = env.get("HTTP_AUTHORIZATION", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip().encode("latin-1", "replace")
-    key = env.get("HTTP_X_API_KEY")
-    return None if key is None else key.encode("latin-1", "replace")
-
-
 def make_app(service: Service) -> bottle.Bottle:
     app = bottle.Bottle()
     http = service.config.http
@@ -120,7 +110,7 @@ def make_app(service: Service) -> bottle.Bottle:
 
     def authorize(mutating: bool) -> None:
         if http.api_key:
-            presented = _presented_key(bottle.request)
+            presented = presented_key(bottle.request.environ)
             if presented is None or not hmac.compare_digest(presented, http.api_key.encode()):
                 raise _fail(401, "missing or wrong API key", WWW_Authenticate="Bearer")
         elif mutating:
@@ -173,11 +163,14 @@ def make_app(service: Service) -> bottle.Bottle:
 
     # The API (register, cameras, status, snapshots) and the operator routes (dashboard, MJPEG, /metrics).
     api.install(app, service, api.Guards(authorize, protect_reads, camera_or_404, read_json, signing_key))
-    ops_routes.install(app, service, protect_reads=protect_reads, camera_or_404=camera_or_404)
+    metrics = ops_routes.install(app, service, protect_reads=protect_reads, camera_or_404=camera_or_404)
 
     @app.get("/openapi.json")
     def openapi_json() -> dict[str, Any]:
         return openapi.document((r.method, r.rule) for r in app.routes)
 
+    # Plain polls skip Bottle (fastpath.py); Bottle.__call__ looks `wsgi` up on the instance.
+    app.wsgi = FastSnapshots(app.wsgi, service.camera, service.backend.encode_jpeg,  # type: ignore[method-assign]
+                             trust, http.api_key, http.protect_snapshots, metrics)
     return app
 

@@ -23,6 +23,7 @@ FORWARDING_HEADERS = frozenset({"HTTP_FORWARDED", "HTTP_X_REAL_IP", "HTTP_X_CLIE
                                 "HTTP_CF_CONNECTING_IP", "HTTP_X_CLUSTER_CLIENT_IP", "HTTP_VIA"})
 _NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
 DEFAULT_PORTS = {"http": 80, "https": 443}
+HOST_MEMO_MAX = 256  # distinct Host headers whose verdict is remembered
 
 
 def host_pattern_problem(entry: str) -> str | None:
@@ -149,13 +150,24 @@ class Trust:
             elif entry:
                 self.names.add(entry)
         self.proxies = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+        # Host header -> allowed: the same few arrive on every request (~10 us to parse one). Bounded.
+        self._hosts: dict[str, bool] = {}
 
     # -- Host allow-list -------------------------------------------------------------------------
 
     def host_allowed(self, value: str | None) -> bool:
         """IP literals, localhost, this machine's names and http.allowed_hosts; no Host at all
         (HTTP/1.0) passes, since a browser always sends one."""
-        if self.any_host or value is None or value.strip() == "":
+        if self.any_host or value is None:
+            return True
+        if (known := self._hosts.get(value)) is None:
+            if len(self._hosts) >= HOST_MEMO_MAX:
+                self._hosts.clear()
+            known = self._hosts[value] = self._host_allowed(value)
+        return known
+
+    def _host_allowed(self, value: str) -> bool:
+        if value.strip() == "":
             return True
         parsed = split_host(value)
         if parsed is None:
@@ -182,7 +194,7 @@ class Trust:
         return ip is not None and any(ip.version == net.version and ip in net for net in self.proxies)
 
     def from_proxy(self, environ: Mapping[str, Any]) -> bool:
-        return self.is_proxy(parse_ip(str(environ.get("REMOTE_ADDR") or "")))
+        return bool(self.proxies) and self.is_proxy(parse_ip(str(environ.get("REMOTE_ADDR") or "")))
 
     def _from_chain(self, hops: list[str]) -> IPAddress | None:
         """The right-most hop that is not a trusted proxy; an unreadable hop before it: unknown."""

@@ -1,0 +1,163 @@
+"""The hot request, `GET /snapshot/<id>` with no query, answered without Bottle when the answer is plain.
+
+Pollers (Home Assistant, scripts, wrk) send exactly this request, thousands of times a second under
+load; through Bottle's request and response objects, plugins and hooks it cost ~4x the CPU of a
+bare Waitress handler returning the same bytes (bench/snapshot_http.py). Here it is a few dict
+lookups plus headers built once per frame.
+
+This path only ever *answers* in the one case where the full route would answer 200 at once: Host
+allowed, the read check passed (API key when snapshots are protected), a known camera, an acceptable
+format, a frame fresh enough to serve without waiting, no conditional request. Everything else
+(a query string, a 304/401/404/406/421/503, a wait for a fresher frame, HEAD, a bug) goes to Bottle
+unchanged, so every rule still has one implementation: api.snapshot, app.py's checks.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Any
+
+from rtsp2jpg.capture.camera import Camera
+from rtsp2jpg.capture.frames import Frame
+from rtsp2jpg.capture.view import View
+from rtsp2jpg.web.formats import CONTENT_TYPES, NotAcceptable, negotiate
+from rtsp2jpg.web.metrics import Metrics
+from rtsp2jpg.web.trust import Trust
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/snapshot/"
+ROUTE = "/snapshot/<camera_id>"  # the rule Bottle's metrics plugin counts the same bytes under
+MEMO_MAX = 256  # distinct Accept headers remembered (a client sending random ones only fills this)
+
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def presented_key(environ: dict[str, Any]) -> bytes | None:
+    """The raw API key bytes of a request. From the WSGI environ (latin-1 text), not bottle's
+    get_header, which re-decodes as UTF-8 and raised UnicodeDecodeError (a 500) on a non-UTF-8
+    Authorization header."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip().encode("latin-1", "replace")
+    key = environ.get("HTTP_X_API_KEY")
+    return None if key is None else key.encode("latin-1", "replace")
+
+
+def frame_headers(frame: Frame, fmt: str, length: int) -> list[tuple[str, str]]:
+    """The headers of a 200 snapshot of `frame`, as api.snapshot sets them through Bottle."""
+    etag = f'"{frame.seq}"' if fmt == "jpeg" else f'"{frame.seq}-{fmt}"'
+    return [("Content-Type", CONTENT_TYPES[fmt]), ("Content-Length", str(length)), ("Etag", etag),
+            ("Last-Modified", formatdate(frame.captured_at, usegmt=True)),
+            ("X-Frame-Timestamp", f"{frame.captured_at:.3f}"), ("X-Frame-Seq", str(frame.seq)),
+            ("Cache-Control", "no-store"), ("Vary", "Accept")]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A camera's newest plain answer."""
+
+    camera: weakref.ref[Camera]  # a camera removed and added again under its id starts afresh
+    frame: weakref.ref[Frame]
+    view: View
+    body: bytes
+    headers: list[tuple[str, str]]
+    captured_at: float
+
+
+class FastSnapshots:
+    """WSGI callable in front of the Bottle app's own `wsgi` (see make_app)."""
+
+    def __init__(self, fallback: Wsgi, camera: Callable[[str], Camera | None], encode: Callable[..., bytes],
+                 trust: Trust, api_key: str, protect_snapshots: bool, metrics: Metrics | None) -> None:
+        self.fallback = fallback
+        self._camera = camera
+        self._encode = encode
+        self._trust = trust
+        self._key = api_key.encode() if protect_snapshots and api_key else None
+        self._locked = protect_snapshots and not api_key  # config refuses this; never serve it here
+        self._metrics = metrics
+        self._formats: dict[str | None, str | None] = {}  # Accept -> format; None = not acceptable
+        # camera id -> its newest answer: headers are built once per frame, and the previous frame's
+        # JPEG is at hand while a new one is encoded. One JPEG per camera; the frame itself only
+        # weakly (a replaced frame, 2.7 MB at 720p, must not live on here).
+        self._last: dict[str, Encoded] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if (environ.get("REQUEST_METHOD") == "GET" and path.startswith(PREFIX) and not environ.get("QUERY_STRING")
+                and "HTTP_IF_NONE_MATCH" not in environ):
+            started = time.perf_counter()
+            try:
+                answer = self._answer(environ, path[len(PREFIX):])
+            except Exception:  # never a 500 from here: the full route decides (and logs) what went wrong
+                log.debug("snapshot fast path failed; answering through the app", exc_info=True)
+                answer = None
+            if answer is not None:
+                cam_id, body, headers = answer
+                start_response("200 OK", headers)
+                if self._metrics is not None:
+                    self._metrics.observe_snapshot(cam_id, 200, time.perf_counter() - started)
+                    self._metrics.add_bytes(ROUTE, len(body))
+                return [body]
+        return self.fallback(environ, start_response)
+
+    def _answer(self, environ: dict[str, Any], cam_id: str) -> tuple[str, bytes, list[tuple[str, str]]] | None:
+        """(camera id, body, headers) of the 200 the full route would give at once, else None."""
+        if not cam_id or "/" in cam_id or "." in cam_id or not cam_id.isascii() or self._locked:
+            return None
+        if self._trust.hosts_allowed(environ) is not None:
+            return None
+        if self._key is not None:
+            presented = presented_key(environ)
+            if presented is None or not hmac.compare_digest(presented, self._key):
+                return None
+        cam = self._camera(cam_id)
+        if cam is None:
+            self._last.pop(cam_id, None)  # removed: its entry goes too
+            return None
+        fmt = self._format(environ.get("HTTP_ACCEPT"))
+        if fmt is None:
+            return None
+        # api.snapshot's rule for a plain request: the slot's frame while it is about the newest the
+        # stream can give; an older one means waiting, which only the full route does (long-poll slots).
+        cfg = cam.cfg
+        freshness = max(cfg.read_throttle_sec, 1.5 / (cam.stats.fps or 10.0))
+        frame = cam.snapshot(freshness, 0.0)
+        if frame is None or frame.age() > freshness:
+            return None
+        picture = cam.slot.picture
+        view = View(fmt=fmt, quality=cfg.jpeg_quality, stamp=bool(picture is not None and picture.timestamp))
+        last = self._last.get(cam_id)
+        if last is not None and last.camera() is not cam:
+            last = None
+        if last is not None and last.frame() is frame and last.view == view:
+            return cam_id, last.body, last.headers
+        body = frame.try_encode(self._encode, view)
+        if body is None:  # another worker is encoding this new frame: the previous one, if still fresh
+            if last is not None and last.view == view and time.time() - last.captured_at <= freshness:
+                return cam_id, last.body, last.headers
+            body = frame.encode(self._encode, view)
+        headers = frame_headers(frame, fmt, len(body))
+        self._last[cam_id] = Encoded(weakref.ref(cam), weakref.ref(frame), view, body, headers, frame.captured_at)
+        return cam_id, body, headers
+
+    def _format(self, accept: str | None) -> str | None:
+        try:
+            return self._formats[accept]
+        except KeyError:
+            pass
+        try:
+            fmt: str | None = negotiate(accept)
+        except NotAcceptable:
+            fmt = None
+        if len(self._formats) >= MEMO_MAX:
+            self._formats.clear()
+        self._formats[accept] = fmt
+        return fmt
