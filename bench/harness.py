@@ -299,6 +299,8 @@ class Service:
     cameras: list[dict[str, Any]] = field(default_factory=list)
     decoder: str = "auto"
     http: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # e.g. the systemd unit's malloc settings
+    capture: dict[str, Any] = field(default_factory=dict)  # more capture.* keys than the decoder
     proc: subprocess.Popen[bytes] | None = None
     port: int = 0
 
@@ -318,11 +320,11 @@ class Service:
         config = {"log_level": "INFO",
                   "http": {"host": "127.0.0.1", "port": self.port, **self.http},
                   "storage": {"db_path": str(workdir / "registry.db")},
-                  "capture": {"decoder": self.decoder},
+                  "capture": {"decoder": self.decoder, **self.capture},
                   "cameras": self.cameras}
         cfg_path = workdir / "config.yaml"
         cfg_path.write_text(yaml.safe_dump(config))
-        env = {"PYTHONUNBUFFERED": "1"}
+        env = {"PYTHONUNBUFFERED": "1", **self.env}
         self.proc = self.procs.start([PYTHON, "-m", "rtsp2jpg", "serve", "--config", str(cfg_path)],
                                      f"service-{self.name}", env=env)
         def up() -> bool:

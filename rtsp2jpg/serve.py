@@ -142,8 +142,11 @@ def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], N
         supervisor_tick_hook: Callable[[threading.Event], None] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code. Under systemd, speaks the notify protocol."""
     from rtsp2jpg.capture.monitor import HealthMonitor
+    from rtsp2jpg.process import malloc
     from rtsp2jpg.process.nativelog import NativeStderrRedactor
     from rtsp2jpg.web.app import make_app
+
+    malloc.tune()  # before any thread or frame: the systemd unit's malloc settings wherever we run
 
     # OpenCV/FFmpeg/GStreamer write to fd 2 directly, past the redacting log formatter: filter fd 2 too.
     services: list[Service] = []
