@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rtsp2jpg import __version__
+from rtsp2jpg.capture import reconnect
 from rtsp2jpg.capture.backend import Backend
 from rtsp2jpg.capture.camera import Camera
 from rtsp2jpg.capture.frames import EncodeBudget
@@ -183,7 +184,7 @@ class Service:
         cam = Camera(camera_id, name, url, capture, sources, open_source=self.backend.open_source,
                      on_status=self._notify, source=source, prefer=prefer, diagnose=self.backend.diagnose,
                      probe=self.backend.probe, admit=lambda u: self._admit(u, networks),
-                     encode_budget=self.encode_budget, picture=picture)
+                     encode_budget=self.encode_budget, picture=picture, port_probe=reconnect.port_probe)
         with self._lock:
             self._cameras[camera_id] = cam
         cam.start()

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rtsp2jpg.capture import reconnect
 from rtsp2jpg.capture.frames import EncodeBudget, Frame, FrameSlot
 from rtsp2jpg.capture.opening import Capture, SourceTrials
 from rtsp2jpg.capture.sources import SourceSpec
@@ -54,7 +55,8 @@ class Camera(SourceTrials):
                  source: str = "api", prefer: str = "default", clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, probe: Callable[..., Any] | None = None,
                  diagnose: Callable[..., Any] | None = None, admit: Callable[[str], None] | None = None,
-                 encode_budget: EncodeBudget | None = None, picture: Picture | None = None) -> None:
+                 encode_budget: EncodeBudget | None = None, picture: Picture | None = None,
+                 port_probe: Callable[[str], reconnect.Probe | None] | None = None) -> None:
         self.id = camera_id
         self.name = name or camera_id
         self.url = url
@@ -84,6 +86,7 @@ class Camera(SourceTrials):
         # (url) -> None, or UrlError saying why this URL may not be opened (capture.allow_networks).
         # Asked before every connection: a name may resolve elsewhere tomorrow.
         self._admit = admit
+        self._port_probe = port_probe  # (url) -> a TCP probe of the camera's port (reconnect.port_probe)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -164,12 +167,16 @@ class Camera(SourceTrials):
         _name_os_thread(f"camera-{self.id}")
         try:
             while not self._stop.is_set():
-                self._session()
+                streamed = self._session()
                 if self._stop.is_set():
                     break
-                delay = self._backoff()
+                if streamed >= reconnect.HEALTHY_SEC:  # a healthy camera dropped: try again soon
+                    self._failures, delay = 0, reconnect.quick_retry()
+                else:
+                    delay = self._backoff()
                 log.info("%s: reconnecting in %.1fs", self.id, delay)
-                self._stop.wait(delay)
+                if reconnect.wait_for_camera(self._stop, delay, self._reachable()) == "back":
+                    self._failures = 0  # it came back: whatever fails next starts the backoff over
         except Exception as e:  # the only catch-all: log, mark the camera, and let stop() find it ended
             log.exception("%s: capture loop crashed", self.id)
             self._set_status(Status.ERROR, f"internal error: {type(e).__name__}")
@@ -184,16 +191,23 @@ class Camera(SourceTrials):
         base = self.cfg.reconnect_delay_sec * 2 ** min(self._failures - 1, 16)
         return min(self.cfg.reconnect_max_delay_sec, base) * random.uniform(0.8, 1.2)
 
-    def _session(self) -> None:
-        """One connection: open, then grab until the stream fails, stalls or we are stopped."""
+    def _reachable(self) -> reconnect.Probe | None:
+        """A probe of the camera's port for the backoff wait; none where the URL may not be opened."""
+        if self._port_probe is None or not self._admitted():
+            return None
+        return self._port_probe(self.url)
+
+    def _session(self) -> float:
+        """One connection: open, then grab until the stream fails, stalls or we are stopped; the
+        seconds it streamed (0 when it did not open)."""
         if self.status != Status.ERROR:
             self._set_status(Status.CONNECTING, self.error)  # keep saying why we are reconnecting
         self.stats.reconnects += 1
         capture = self._open()
         if capture is None:
-            return
+            return 0.0
         self.stats.backend = capture.spec.label
-        opened_at = self._clock()
+        opened_at = last_frame = self._clock()
         reason = ""
         try:
             self._on_frame(capture, first=True)
@@ -207,7 +221,7 @@ class Camera(SourceTrials):
                 if not capture.grab():
                     reason = "stream ended or stalled (no frame within the read timeout)"
                     break
-                now = self._on_frame(capture)
+                now = last_frame = self._on_frame(capture)
                 window_frames += 1
                 if now - window_start >= 1.0:
                     self.stats.fps = nominal_fps or round(window_frames / (now - window_start), 2)
@@ -219,6 +233,7 @@ class Camera(SourceTrials):
         if not self._stop.is_set():
             self.stats.fps = 0.0
             self._set_status(Status.CONNECTING, reason)
+        return last_frame - opened_at  # up to its last frame: a stall's read timeout is not streaming
 
     def _pause(self, poll: float) -> None:
         """Between grabs of a source that keeps only its newest frame itself (a GStreamer appsink with
