@@ -18,6 +18,7 @@ from rtsp2jpg.capture.frames import EncodeBudget, Frame, FrameSlot
 from rtsp2jpg.capture.opening import Capture, SourceTrials
 from rtsp2jpg.capture.sources import SourceSpec
 from rtsp2jpg.capture.status import Stats, Status, StatusChange, status_view
+from rtsp2jpg.capture.streams import streams_view
 from rtsp2jpg.capture.view import Picture
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.urls import redact
@@ -84,10 +85,25 @@ class Camera(SourceTrials):
         # (url) -> None, or UrlError saying why this URL may not be opened (capture.allow_networks).
         # Asked before every connection: a name may resolve elsewhere tomorrow.
         self._admit = admit
+        # The camera's sub stream (capture/streams.py), a Camera of its own with its own thread and
+        # slot: it feeds continuous readers while this one, the main stream, decodes on demand.
+        self.sub: Camera | None = None
+
+    @property
+    def feed(self) -> Camera:
+        """What continuous readers (MJPEG, MQTT snapshots, the health check) read: the sub stream while
+        it delivers, else this one."""
+        sub = self.sub
+        return sub if sub is not None and sub.status in (Status.ACTIVE, Status.DEGRADED) else self
+
+    def _streams(self) -> list[Camera]:
+        return [self] if self.sub is None else [self, self.sub]
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.sub is not None:
+            self.sub.start()
         if self._thread is not None:
             return
         self._set_status(Status.CONNECTING)
@@ -95,19 +111,23 @@ class Camera(SourceTrials):
         self._thread.start()
 
     def request_stop(self) -> None:
-        self._stop.set()
-        self.slot.want()  # wake nothing in particular, but keep the intent visible
+        for cam in self._streams():
+            cam._stop.set()
+            cam.slot.want()  # wake nothing in particular, but keep the intent visible
 
     def join(self, timeout: float) -> bool:
-        """Wait for the thread; False (and a warning) if it is still blocked after `timeout`."""
-        thread = self._thread
-        if thread is None:
-            return True
-        thread.join(max(0.0, timeout))
-        if thread.is_alive():
-            log.warning("%s: capture thread still blocked after %.1fs; leaving it behind", self.id, timeout)
-            return False
-        return True
+        """Wait for the thread(s); False (and a warning) if one is still blocked after `timeout`."""
+        deadline = time.monotonic() + timeout
+        stopped = True
+        for cam in self._streams():
+            thread = cam._thread
+            if thread is None:
+                continue
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("%s: capture thread still blocked after %.1fs; leaving it behind", cam.id, timeout)
+                stopped = False
+        return stopped
 
     def stop(self, timeout: float | None = None) -> bool:
         self.request_stop()
@@ -115,7 +135,7 @@ class Camera(SourceTrials):
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return all(c._thread is not None and c._thread.is_alive() for c in self._streams())
 
     def disable(self) -> bool:
         """Stop capturing until `restart()` (an operator's command; not kept across a service restart).
@@ -126,9 +146,10 @@ class Camera(SourceTrials):
     def restart(self) -> bool:
         """A fresh thread and RTSP session (also how a disabled camera is enabled); False, and nothing
         started, while the old thread is still blocked in a call."""
-        if self._thread is not None and not self.stop():
+        if any(c._thread is not None for c in self._streams()) and not self.stop():
             return False
-        self._stop, self._thread, self.disabled = threading.Event(), None, False
+        for cam in self._streams():
+            cam._stop, cam._thread, cam.disabled = threading.Event(), None, False
         self.start()
         return True
 
@@ -192,7 +213,7 @@ class Camera(SourceTrials):
         capture = self._open()
         if capture is None:
             return
-        self.stats.backend = capture.spec.label
+        self.stats.backend, self.stats.adaptive = capture.spec.label, bool(capture.spec.receive)
         opened_at = self._clock()
         reason = ""
         try:
@@ -270,5 +291,5 @@ class Camera(SourceTrials):
         return frame if frame is not None and frame.seq > seq else None
 
     def describe(self) -> dict[str, Any]:
-        """Status as /status shows it; never the URL's password (see status.status_view)."""
-        return status_view(self)
+        """Status as /status shows it (both streams, if two); never the URL's password (status.status_view)."""
+        return {**status_view(self), **streams_view(self)}

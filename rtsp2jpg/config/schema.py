@@ -205,11 +205,21 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class StreamsConfig:
+    """A camera's main and sub stream, instead of `url` (capture/streams.py)."""
+
+    main: str = _opt("", "full-resolution stream URL: decoded only when read (the default snapshot)")
+    sub: str = _opt("", "small stream URL: feeds MJPEG, MQTT snapshots, the health check and small snapshots")
+
+
+@dataclass(frozen=True)
 class CameraConfig:
     """A camera declared in the file; its id is stable across restarts."""
 
     id: str = _opt("", "slug used in /snapshot/<id>", _slug)
     url: str = _opt("", "rtsp:// or rtsps:// URL; put the password in ${VAR}")
+    streams: StreamsConfig = field(default_factory=StreamsConfig,
+                                   metadata={"help": "main and sub stream, instead of url"})
     name: str = _opt("", "display name (default: the id)")
     snapshot_interval_sec: float = _opt(-1.0, "per-camera MQTT snapshot interval (-1 = mqtt default)")
     privacy_masks: tuple[Polygon, ...] = _parsed(
