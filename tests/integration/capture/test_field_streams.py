@@ -79,8 +79,9 @@ def camera(url: str, decoder: str, **cfg: object) -> Iterator[Camera]:
         assert cam.stop(10), "the capture thread did not stop"
 
 
-def fresh_jpeg(cam: Camera, size: tuple[int, int] | None = None, timeout: float = 30) -> tuple[np.ndarray, float]:
-    """Wait for a snapshot (JPEG, decoded again) whose time code reads and is at most FRESH_SEC old,
+def fresh_jpeg(cam: Camera, size: tuple[int, int] | None = None, timeout: float = 30,
+               within: float = FRESH_SEC) -> tuple[np.ndarray, float]:
+    """Wait for a snapshot (JPEG, decoded again) whose time code reads and is at most `within` s old,
     of `size` (width, height) if given: (image, age in s). AssertionError naming the last state."""
     last: list[str] = []
 
@@ -93,7 +94,7 @@ def fresh_jpeg(cam: Camera, size: tuple[int, int] | None = None, timeout: float 
         stamp = decode_stamp(image)
         age = time.time() - stamp if stamp is not None else None
         last[:] = [f"{image.shape[1]}x{image.shape[0]}, age {age}"]
-        if stamp is None or age > FRESH_SEC or (size and (image.shape[1], image.shape[0]) != size):
+        if stamp is None or age > within or (size and (image.shape[1], image.shape[0]) != size):
             return None
         return image, age
 
@@ -130,9 +131,11 @@ def test_camera_like_stream_gives_fresh_snapshots(field: RtspServer, name: str, 
 
 
 def test_2160p_smoke(field: RtspServer) -> None:
-    """4K at 5 fps through the default path: the size survives and the picture is fresh."""
+    """4K at 5 fps through the default path: the size survives and the picture is fresh. 4 s: the
+    server draws and encodes 4K and the camera decodes it on the same 2 cores (0.47 s on a quiet box,
+    1.8-2.0 s at load 14)."""
     with camera(field.url("2160p"), "auto", open_timeout_sec=15) as cam:
-        _, age = fresh_jpeg(cam, (3840, 2160), timeout=40)
+        _, age = fresh_jpeg(cam, (3840, 2160), timeout=40, within=4.0)
         assert cam.describe()["backend"] == "gstreamer/avdec_h264"
         print(f"MEASURE 2160p5 auto: snapshot age {age:.3f} s")
 
