@@ -48,9 +48,10 @@ STREAMS = {
     "plain": "640x360@25",
 }
 FAST = {"reconnect_delay_sec": 0.5, "reconnect_max_delay_sec": 2, "open_timeout_sec": 8, "stall_timeout_sec": 4}
-# The label each decoder setting must end up with; auto is the adaptive software GStreamer chain here.
-DECODERS = {"auto": ({}, "gstreamer/avdec_{codec}"), "ffmpeg": ({"decoder": "ffmpeg"}, "ffmpeg")}
-FRESH_SEC = 2.0  # generous: the frames are 0.1-0.3 s old on an idle box
+# Settings per decoder path, and how the camera's backend label must start: auto with PyGObject is
+# adaptive GStreamer (avdec_* here; a hardware chain where the box has one), never the FFmpeg fallback.
+DECODERS = {"auto": ({}, "gstreamer/"), "ffmpeg": ({"decoder": "ffmpeg"}, "ffmpeg")}
+FRESH_SEC = 2.0  # generous: measured 0.05-0.8 s, at load 14 too (docs/cameras.md)
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +105,9 @@ def fresh_jpeg(cam: Camera, size: tuple[int, int] | None = None, timeout: float 
         raise AssertionError(f"{e}: {last} ({cam.describe()})") from None
 
 
-def codec_of(spec: str) -> str:
-    return "h265" if ":h265" in spec else "h264"
+def uses(cam: Camera, decoder: str) -> bool:
+    """True when the camera reads through the decoder path `decoder` names (see DECODERS)."""
+    return (cam.describe()["backend"] or "").startswith(DECODERS[decoder][1])
 
 
 def size_of(spec: str) -> tuple[int, int]:
@@ -123,7 +125,7 @@ def test_camera_like_stream_gives_fresh_snapshots(field: RtspServer, name: str, 
     with camera(field.url(name), decoder) as cam:
         image, age = fresh_jpeg(cam, size_of(spec))
         first = decode_stamp(image)
-        assert cam.describe()["backend"] == DECODERS[decoder][1].format(codec=codec_of(spec)), cam.describe()
+        assert uses(cam, decoder), cam.describe()
         time.sleep(2.5)
         again, age2 = fresh_jpeg(cam, size_of(spec))
         assert decode_stamp(again) > first + 1.0  # a newer picture, not the one kept from before
@@ -136,7 +138,7 @@ def test_2160p_smoke(field: RtspServer) -> None:
     1.8-2.0 s at load 14)."""
     with camera(field.url("2160p"), "auto", open_timeout_sec=15) as cam:
         _, age = fresh_jpeg(cam, (3840, 2160), timeout=40, within=4.0)
-        assert cam.describe()["backend"] == "gstreamer/avdec_h264"
+        assert uses(cam, "auto"), cam.describe()
         print(f"MEASURE 2160p5 auto: snapshot age {age:.3f} s")
 
 
@@ -165,7 +167,7 @@ def test_rtsp_over_udp(field: RtspServer, monkeypatch: pytest.MonkeyPatch, decod
     before = _udp_sockets()
     with camera(field.url("plain"), decoder, transport="udp") as cam:
         fresh_jpeg(cam, (640, 360))
-        assert cam.describe()["backend"] == DECODERS[decoder][1].format(codec="h264")
+        assert uses(cam, decoder), cam.describe()
         assert _udp_sockets() >= before + 2, "no RTP/RTCP sockets: not UDP"
 
 
@@ -187,7 +189,7 @@ def test_size_change_within_the_session(field: RtspServer, decoder: str) -> None
         for size in ((640, 360), (320, 240), (640, 360)):
             fresh_jpeg(cam, size, timeout=8)  # it changes every 3 s
             assert (cam.describe()["width"], cam.describe()["height"]) == size
-        assert cam.describe()["backend"] == DECODERS[decoder][1].format(codec="h264")
+        assert uses(cam, decoder), cam.describe()
         print(f"MEASURE size change {decoder}: {cam.stats.reconnects} session(s)")
 
 
@@ -203,7 +205,7 @@ def test_camera_restarts_with_another_size() -> None:
         server.restart()
         fresh_jpeg(cam, (320, 240), timeout=40)
         assert cam.stats.reconnects > sessions
-        assert cam.describe()["backend"] == "gstreamer/avdec_h264"
+        assert uses(cam, "auto"), cam.describe()
 
 
 # --- Digest login, through the service ---------------------------------------------------------------
@@ -220,9 +222,9 @@ def test_digest_login_through_the_service(service_factory) -> None:
             {"id": "ffmpeg", "url": server.url("cam", userinfo), "decoder": "ffmpeg"},
             {"id": "wrong", "url": server.url("cam", f"{USER}:nope-{quote(PASSWORD, safe='')}")},
         ]})
-        for cam, label in (("auto", "gstreamer/avdec_h264"), ("ffmpeg", "ffmpeg")):
+        for cam in DECODERS:
             wait_until(lambda c=cam: svc.status(c)["status"] == "active", 30, message=f"{cam} active")
-            assert svc.status(cam)["backend"] == label
+            assert svc.status(cam)["backend"].startswith(DECODERS[cam][1]), svc.status(cam)
             body = wait_until(lambda c=cam: (r := svc.get(f"/snapshot/{c}?max_age=1")).status == 200 and r.body, 20)
             stamp = decode_stamp(cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR))
             assert stamp is not None and time.time() - stamp < FRESH_SEC
@@ -251,7 +253,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtspServer]
 def test_rtsps_self_signed_with_tls_verify_false(tls_server: RtspServer, decoder: str) -> None:
     with camera(tls_server.url("cam"), decoder, tls_verify=False) as cam:
         fresh_jpeg(cam, (640, 360))
-        assert cam.describe()["backend"] == DECODERS[decoder][1].format(codec="h264")
+        assert uses(cam, decoder), cam.describe()
 
 
 def test_rtsps_self_signed_is_refused_while_verifying(tls_server: RtspServer) -> None:
