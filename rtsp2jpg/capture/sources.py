@@ -81,7 +81,8 @@ def _ffmpeg_source(url: str, cfg: CaptureConfig, caps: Capabilities) -> list[Sou
         return []
     if cfg.tls_verify and tls_url(url):
         # FFmpeg's RTSP demuxer never checks the server's certificate (its tls_verify option is not
-        # passed down to the TLS connection), so it would accept any camera, or any impostor.
+        # passed down to the TLS connection: with tls_verify 1, FFmpeg 5.1 and OpenCV 4.6 still
+        # opened the self-signed test camera), so it would accept any camera, or any impostor.
         return []
     params = (("OPEN_TIMEOUT_MSEC", int(cfg.open_timeout_sec * 1000)),
               ("READ_TIMEOUT_MSEC", int(cfg.stall_timeout_sec * 1000)),
