@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from rtsp2jpg.capture.sources import SourceSpec
+from rtsp2jpg.capture.sources import SourceSpec, tls_url
 from rtsp2jpg.capture.status import DEFINITE_FAILURES, Status
 from rtsp2jpg.urls import UrlError, redact
 
 log = logging.getLogger("rtsp2jpg.worker")
+TLS_HINT = ("rtsps://: if the camera's certificate is self-signed, set capture.tls_verify: false "
+            "(FFmpeg is not tried while it is true: it cannot check certificates)")
 
 
 class Capture(Protocol):
@@ -117,6 +119,9 @@ class SourceTrials:
                 return capture
             capture.release()
             reasons.append(f"{spec.label}: opened but no frame within the timeout")
+        if not opened and self.cfg.tls_verify and tls_url(self.url):
+            # GStreamer says only "could not open resource" when it rejects a certificate.
+            reasons.append(TLS_HINT)
         if not reasons:
             reasons.append("no capture source available for this camera")
         elif not opened:  # nothing opened: ask the camera why (wrong password, unknown path, ...)

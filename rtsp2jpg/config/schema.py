@@ -86,6 +86,8 @@ class CaptureConfig:
                         "ffmpeg, gstreamer, software, or an element such as nvv4l2decoder", _decoder)
     codec: str = _opt("auto", "stream codec: auto (from the RTSP SDP), h264 or h265", _choice("auto", "h264", "h265"))
     transport: str = _opt("tcp", "RTSP transport: tcp or udp", _choice("tcp", "udp"))
+    tls_verify: bool = _opt(True, "rtsps://: check the camera's certificate (system CAs; FFmpeg cannot, so "
+                            "it is not tried); false accepts a self-signed one")
     reconnect_delay_sec: float = _opt(2.0, "first reconnect delay; doubles (with jitter) per failure", _positive)
     reconnect_max_delay_sec: float = _opt(60.0, "cap of the reconnect delay", _positive)
     read_throttle_sec: float = _opt(0.0, "minimum interval between converted/encoded frames (CPU vs freshness)",
