@@ -268,7 +268,8 @@ class Camera(SourceTrials):
                 self.slot.want()  # try again on the next frame
             else:
                 self._last_retrieve = now
-                frame = Frame(stats.frames, image, stats.last_seen, self.slot.budget)
+                # A glance may get the group's keyframe, older than the frame just grabbed.
+                frame = Frame(stats.frames, image, stats.last_seen - capture.behind_sec, self.slot.budget)
                 stats.width, stats.height = frame.width, frame.height
                 self.slot.put(frame)
         return now

@@ -22,6 +22,7 @@ class Capture(Protocol):
     """An opened source (opencv.py's Capture and DirectCapture; fakes in unit tests)."""
 
     spec: SourceSpec
+    behind_sec: float  # how much older the last retrieved picture is than the last grabbed frame (a glance's)
 
     def grab(self) -> bool: ...
     def retrieve(self, glance: bool = False) -> Any: ...  # glance: a check, not a reader (see FrameSlot.want)
