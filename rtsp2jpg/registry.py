@@ -22,7 +22,7 @@ from rtsp2jpg.urls import canonical
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MIGRATIONS = {
     1: """
         CREATE TABLE cameras (
@@ -35,9 +35,12 @@ _MIGRATIONS = {
     """,
     # Picture settings of a registered camera (privacy masks, rotate, crop, timestamp) as JSON.
     2: "ALTER TABLE cameras ADD COLUMN picture TEXT NOT NULL DEFAULT '{}'",
+    # The sub stream of a camera registered with `streams: {main, sub}` (url holds main); '' = none.
+    3: "ALTER TABLE cameras ADD COLUMN sub_url TEXT NOT NULL DEFAULT ''",
 }
-_SELECT_ALL = "SELECT id, url, name, prefer, created_at, picture FROM cameras ORDER BY created_at, id"
-_INSERT = "INSERT INTO cameras (id, url, name, prefer, created_at, picture) VALUES (?, ?, ?, ?, ?, ?)"
+_SELECT_ALL = "SELECT id, url, name, prefer, created_at, picture, sub_url FROM cameras ORDER BY created_at, id"
+_INSERT = ("INSERT INTO cameras (id, url, name, prefer, created_at, picture, sub_url) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?)")
 
 
 class RegistryError(RuntimeError):
@@ -52,6 +55,7 @@ class Registration:
     prefer: str
     created_at: float
     picture: str = "{}"  # JSON: privacy_masks, rotate, crop, timestamp (view.Picture.settings())
+    sub_url: str = ""  # the sub stream (capture/streams.py); url is then the main stream
 
 
 class Registry:
@@ -126,7 +130,8 @@ class Registry:
         with self._lock, self._transaction():
             for reg in rows:
                 cur = self._db.execute(_INSERT.replace("INSERT", "INSERT OR IGNORE", 1),
-                                       (reg.id, reg.url, reg.name, reg.prefer, reg.created_at, reg.picture))
+                                       (reg.id, reg.url, reg.name, reg.prefer, reg.created_at, reg.picture,
+                                        reg.sub_url))
                 copied += cur.rowcount
         error = " ".join(error.split())  # integrity_check answers over several lines; logs and /health want one
         self.recovery = {"recovered_from": str(aside), "rows_recovered": copied, "error": error}
@@ -193,7 +198,8 @@ class Registry:
         rows = self._db.execute(_SELECT_ALL)
         return next((row for row in rows if canonical(row[1]) == key), None)
 
-    def add(self, url: str, name: str = "", prefer: str = "default", picture: str = "{}") -> tuple[Registration, bool]:
+    def add(self, url: str, name: str = "", prefer: str = "default", picture: str = "{}",
+            sub_url: str = "") -> tuple[Registration, bool]:
         """Register `url` (one INSERT, so a crash leaves all of it or none); (registration, created)."""
         with self._lock:
             try:
@@ -205,9 +211,9 @@ class Registry:
                         new_id = secrets.token_hex(4)
                         if not self._db.execute("SELECT 1 FROM cameras WHERE id = ?", (new_id,)).fetchone():
                             break
-                    reg = Registration(new_id, url, name, prefer, time.time(), picture)
-                    self._db.execute(_INSERT,
-                                     (reg.id, reg.url, reg.name, reg.prefer, reg.created_at, reg.picture))
+                    reg = Registration(new_id, url, name, prefer, time.time(), picture, sub_url)
+                    self._db.execute(_INSERT, (reg.id, reg.url, reg.name, reg.prefer, reg.created_at,
+                                               reg.picture, reg.sub_url))
                     return reg, True
             except sqlite3.Error as e:
                 raise RegistryError(f"cannot write camera registry: {e}") from None

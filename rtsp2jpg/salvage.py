@@ -22,6 +22,7 @@ class Row(NamedTuple):
     prefer: str
     created_at: float
     picture: str = "{}"
+    sub_url: str = ""
 
 
 # A row recovered from the indexes alone has lost its picture settings; its privacy masks may be
@@ -64,11 +65,14 @@ def salvage(path: Path) -> list[Row]:
         db.execute("PRAGMA writable_schema=ON")
     except sqlite3.Error:
         pass
-    select = "SELECT rowid, id, url, name, prefer, created_at, picture FROM cameras"
-    try:
-        db.execute(f"{select} LIMIT 0")
-    except sqlite3.Error:  # schema 1: no picture settings yet
-        select = "SELECT rowid, id, url, name, prefer, created_at, '{}' FROM cameras"
+    for select in ("SELECT rowid, id, url, name, prefer, created_at, picture, sub_url FROM cameras",
+                   "SELECT rowid, id, url, name, prefer, created_at, picture, '' FROM cameras",  # schema 2
+                   "SELECT rowid, id, url, name, prefer, created_at, '{}', '' FROM cameras"):  # schema 1
+        try:
+            db.execute(f"{select} LIMIT 0")
+            break
+        except sqlite3.Error:
+            continue
     try:
         for order in ("ASC", "DESC"):
             try:
@@ -115,12 +119,12 @@ def _from_indexes(db: sqlite3.Connection, found: dict[int, Row]) -> None:
         columns.append(values)
     ids, urls = columns
     for rowid in sorted(set(ids) & set(urls) - set(found)):
-        _keep(found, (rowid, ids[rowid], urls[rowid], "", "default", None, FULLY_MASKED))
+        _keep(found, (rowid, ids[rowid], urls[rowid], "", "default", None, FULLY_MASKED, ""))
 
 
 def _keep(found: dict[int, Row], row: tuple[Any, ...]) -> None:
     """Add a salvaged row if its values still have the stored types (garbage pages can decode oddly)."""
-    rowid, cid, url, name, prefer, created, picture = row
+    rowid, cid, url, name, prefer, created, picture, sub_url = row
     if not (isinstance(rowid, int) and isinstance(cid, str) and cid and isinstance(url, str)):
         return
     try:
@@ -131,4 +135,12 @@ def _keep(found: dict[int, Row], row: tuple[Any, ...]) -> None:
         created = time.time()
     found[rowid] = Row(cid, url, name if isinstance(name, str) else "",
                        prefer if prefer in PREFERENCES else "default", float(created),
-                       picture if isinstance(picture, str) else FULLY_MASKED)
+                       picture if isinstance(picture, str) else FULLY_MASKED, _sub_url(sub_url))
+
+
+def _sub_url(value: Any) -> str:
+    """A salvaged sub stream URL, or none (the camera then runs its main stream alone)."""
+    try:
+        return validate_rtsp_url(value) if isinstance(value, str) and value else ""
+    except UrlError:
+        return ""

@@ -1,9 +1,8 @@
 """Service: builds and owns everything (registry, cameras, listeners); serve.py runs it as a process.
 
-Imports no web code: the HTTP app (web/) and the process (serve.py) are built on top of it.
-
-Start reads top to bottom (registry -> publisher -> cameras -> HTTP); stop undoes it in reverse,
-within a deadline, and is safe to call twice.
+Imports no web code: the HTTP app (web/) and the process (serve.py) are built on top of it. Start
+reads top to bottom (registry -> publisher -> cameras -> HTTP); stop undoes it in reverse, within a
+deadline, and is safe to call twice.
 """
 
 from __future__ import annotations
@@ -21,11 +20,12 @@ from rtsp2jpg.capture.backend import Backend
 from rtsp2jpg.capture.camera import Camera
 from rtsp2jpg.capture.frames import EncodeBudget
 from rtsp2jpg.capture.sources import PREFERENCES
-from rtsp2jpg.capture.status import StatusChange, count_line
+from rtsp2jpg.capture.status import StatusChange, count_line, status_counts
+from rtsp2jpg.capture.streams import main_capture, same_streams, sub_id
 from rtsp2jpg.capture.view import Picture, same_settings, settings_json
 from rtsp2jpg.config import CaptureConfig, Config
 from rtsp2jpg.registry import Registration, Registry, RegistryError
-from rtsp2jpg.urls import canonical, check_allowed, secrets_of, validate_rtsp_url
+from rtsp2jpg.urls import UrlError, canonical, check_allowed, secrets_of, validate_rtsp_url
 
 if TYPE_CHECKING:  # paho is imported only when MQTT is on
     from rtsp2jpg.mqtt.publisher import Publisher
@@ -93,7 +93,7 @@ class Service:
             self.publisher.start()  # before cameras, so their first transitions are published
         for cam in self.config.cameras:
             self._start_camera(cam.id, cam.name, cam.url, cam.capture, source="config", picture=Picture(
-                cam.id, cam.name, cam.privacy_masks, cam.rotate, cam.crop, cam.timestamp))
+                cam.id, cam.name, cam.privacy_masks, cam.rotate, cam.crop, cam.timestamp), sub_url=cam.streams.sub)
         try:
             registered = self.registry.all()
         except RegistryError as e:  # the config cameras must run even if the registry cannot be read
@@ -108,7 +108,7 @@ class Service:
                 skipped.append(reg.id)  # kept in the registry; starts once the limit allows, after a restart
                 continue
             self._start_camera(reg.id, reg.name, reg.url, self.config.capture, prefer=reg.prefer,
-                               picture=Picture.from_json(reg.id, reg.name, reg.picture))
+                               picture=Picture.from_json(reg.id, reg.name, reg.picture), sub_url=reg.sub_url)
         if skipped:
             log.warning("%d registered camera(s) not started, capture.max_cameras is %d: %s "
                         "(raise the limit or unregister cameras, then restart)",
@@ -176,19 +176,27 @@ class Service:
             except Exception:
                 log.exception("status listener failed")
 
-    def _start_camera(self, camera_id: str, name: str, url: str, capture: CaptureConfig, *,
-                      source: str = "api", prefer: str = "default", picture: Picture) -> Camera:
-        self.secrets.update(secrets_of(url))  # before anything can print the URL (query/path secrets too)
-        sources = self.backend.candidates(url, capture, self.backend.capabilities, prefer)
-        networks = capture.allow_networks
-        cam = Camera(camera_id, name, url, capture, sources, open_source=self.backend.open_source,
-                     on_status=self._notify, source=source, prefer=prefer, diagnose=self.backend.diagnose,
-                     probe=self.backend.probe, admit=lambda u: self._admit(u, networks),
-                     encode_budget=self.encode_budget, picture=picture, port_probe=reconnect.port_probe)
+    def _start_camera(self, camera_id: str, name: str, url: str, capture: CaptureConfig, *, source: str = "api",
+                      prefer: str = "default", picture: Picture, sub_url: str = "") -> Camera:
+        """One Camera (and its sub stream's, which only logs its status: the camera's is the main one's)."""
+        cam = self._camera(camera_id, name, url, main_capture(capture) if sub_url else capture, self._notify,
+                           source, prefer, picture)
+        if sub_url:
+            cam.sub = self._camera(sub_id(camera_id), name, sub_url, capture, lambda _: None, source, prefer, picture)
         with self._lock:
             self._cameras[camera_id] = cam
         cam.start()
         return cam
+
+    def _camera(self, camera_id: str, name: str, url: str, capture: CaptureConfig,
+                on_status: Callable[[StatusChange], None], source: str, prefer: str, picture: Picture) -> Camera:
+        self.secrets.update(secrets_of(url))  # before anything can print the URL (query/path secrets too)
+        sources = self.backend.candidates(url, capture, self.backend.capabilities, prefer)
+        networks = capture.allow_networks
+        return Camera(camera_id, name, url, capture, sources, open_source=self.backend.open_source,
+                      on_status=on_status, source=source, prefer=prefer, diagnose=self.backend.diagnose,
+                      probe=self.backend.probe, admit=lambda u: self._admit(u, networks),
+                      encode_budget=self.encode_budget, picture=picture, port_probe=reconnect.port_probe)
 
     def _admit(self, url: str, networks: tuple[str, ...]) -> None:
         """Before every connection (start, reconnect): the registry may predate the allow-list, and a
@@ -213,28 +221,30 @@ class Service:
         known = {c.id for c in self.config.cameras} | {c.id for c in self.cameras()}
         return known | {r.id for r in self.registry.all()}
 
-    def register(self, url: str, name: str = "", prefer: str = "default",
-                 picture: dict[str, Any] | None = None) -> tuple[Camera, bool]:
-        """Persist then start; the same URL again returns that camera (other `picture` settings: ConflictError)."""
-        validate_rtsp_url(url)
+    def register(self, url: str, name: str = "", prefer: str = "default", picture: dict[str, Any] | None = None,
+                 sub_url: str = "") -> tuple[Camera, bool]:
+        """Persist then start; the same (main) URL again is that camera (other picture or sub stream: ConflictError)."""
         if prefer not in PREFERENCES:
             raise ValueError(f"prefer must be one of {', '.join(PREFERENCES)}")
-        # A leaked API key must not turn the device into a scanner of arbitrary hosts.
-        check_allowed(url, self.config.capture.allow_networks, self.resolve)
+        for each in (url, sub_url) if sub_url else (url,):  # a leaked API key must not make a host scanner
+            self._admit(validate_rtsp_url(each), self.config.capture.allow_networks)
+        if sub_url and canonical(sub_url) == canonical(url):
+            raise UrlError("of the sub stream is the main stream's URL")
         with self._register_lock:  # check, insert and start as one step (see __init__)
             same = self._find_same(url)
             if same is not None:
-                if picture is None or same_settings(same.slot.picture, picture):
+                if same_streams(same, sub_url) and (picture is None or same_settings(same.slot.picture, picture)):
                     return same, False
-                raise ConflictError(f"camera {same.id} reads this URL with other picture settings; unregister it first")
+                raise ConflictError(f"camera {same.id} reads this URL with other picture settings or another sub "
+                                    "stream; unregister it first")
             self._check_capacity()  # before persisting: a refused camera must not start at the next boot
             reg: Registration
-            reg, created = self.registry.add(url, name, prefer, settings_json(picture or {}))
+            reg, created = self.registry.add(url, name, prefer, settings_json(picture or {}), sub_url)
             existing = self.camera(reg.id)
             if existing is not None:
                 return existing, False
             cam = self._start_camera(reg.id, reg.name, reg.url, self.config.capture, prefer=reg.prefer,
-                                     picture=Picture.from_json(reg.id, reg.name, reg.picture))
+                                     picture=Picture.from_json(reg.id, reg.name, reg.picture), sub_url=reg.sub_url)
         log.info("%s: registered (%s)", cam.id, "new" if created else "from registry")
         return cam, True
 
@@ -272,22 +282,12 @@ class Service:
             self.publisher.forget(camera_id)  # clears its retained status, snapshot and discovery
         return removed or cam is not None
 
-    def counts(self) -> dict[str, int]:
-        counts = {"total": 0, "active": 0, "degraded": 0, "connecting": 0, "error": 0}
-        for cam in self.cameras():
-            counts["total"] += 1
-            if cam.status.value in counts:
-                counts[cam.status.value] += 1
-        return counts
-
     def health(self) -> dict[str, Any]:
         caps = self.backend.capabilities
-        return {"ok": True, "version": __version__,
-                "backends_built": dict(caps.backends),
-                "decoders": dict(caps.decoders),
-                "board": caps.board,
-                "board_model": caps.board_model,
-                "cameras": self.counts(), **self._mqtt_health(), **self._registry_health()}
+        return {"ok": True, "version": __version__, "backends_built": dict(caps.backends),
+                "decoders": dict(caps.decoders), "board": caps.board, "board_model": caps.board_model,
+                "cameras": status_counts([cam.status for cam in self.cameras()]),
+                **self._mqtt_health(), **self._registry_health()}
 
     def _registry_health(self) -> dict[str, Any]:
         """Present only after a corrupt registry was moved aside at start (see Registry.recovery)."""

@@ -8,17 +8,17 @@ one, at most once per `read_throttle_sec`. Failures reconnect with exponential b
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from rtsp2jpg.capture import reconnect
-from rtsp2jpg.capture.frames import EncodeBudget, Frame, FrameSlot
+from rtsp2jpg.capture.frames import EncodeBudget, Frame, FrameSlot, looks_blank
 from rtsp2jpg.capture.opening import Capture, SourceTrials
 from rtsp2jpg.capture.sources import SourceSpec
 from rtsp2jpg.capture.status import Stats, Status, StatusChange, status_view
+from rtsp2jpg.capture.streams import streams_view
 from rtsp2jpg.capture.view import Picture
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.urls import redact
@@ -35,16 +35,6 @@ def _name_os_thread(name: str) -> None:
         libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
     except (OSError, AttributeError):  # pragma: no cover - not Linux
         pass
-
-
-def looks_blank(image: Any) -> bool:
-    """FFmpeg conceals what it cannot decode (no keyframe yet, garbled references) as flat mid-grey.
-
-    Such a frame is a decode error, not a picture: never cache it. A sparse sample keeps this cheap
-    (~3,600 pixels of a 640x360 frame); a real scene has far more texture and sensor noise.
-    """
-    sample = image[::8, ::8]
-    return float(sample.std()) < 2.0 and abs(float(sample.mean()) - 128.0) < 12.0
 
 
 class Camera(SourceTrials):
@@ -87,10 +77,25 @@ class Camera(SourceTrials):
         # Asked before every connection: a name may resolve elsewhere tomorrow.
         self._admit = admit
         self._port_probe = port_probe  # (url) -> a TCP probe of the camera's port (reconnect.port_probe)
+        # The camera's sub stream (capture/streams.py), a Camera of its own with its own thread and
+        # slot: it feeds continuous readers while this one, the main stream, decodes on demand.
+        self.sub: Camera | None = None
+
+    @property
+    def feed(self) -> Camera:
+        """What continuous readers (MJPEG, MQTT snapshots, the health check) read: the sub stream while
+        it delivers, else this one."""
+        sub = self.sub
+        return sub if sub is not None and sub.status in (Status.ACTIVE, Status.DEGRADED) else self
+
+    def _streams(self) -> list[Camera]:
+        return [self] if self.sub is None else [self, self.sub]
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.sub is not None:
+            self.sub.start()
         if self._thread is not None:
             return
         self._set_status(Status.CONNECTING)
@@ -98,19 +103,23 @@ class Camera(SourceTrials):
         self._thread.start()
 
     def request_stop(self) -> None:
-        self._stop.set()
-        self.slot.want()  # wake nothing in particular, but keep the intent visible
+        for cam in self._streams():
+            cam._stop.set()
+            cam.slot.want()  # wake nothing in particular, but keep the intent visible
 
     def join(self, timeout: float) -> bool:
-        """Wait for the thread; False (and a warning) if it is still blocked after `timeout`."""
-        thread = self._thread
-        if thread is None:
-            return True
-        thread.join(max(0.0, timeout))
-        if thread.is_alive():
-            log.warning("%s: capture thread still blocked after %.1fs; leaving it behind", self.id, timeout)
-            return False
-        return True
+        """Wait for the thread(s); False (and a warning) if one is still blocked after `timeout`."""
+        deadline = time.monotonic() + timeout
+        stopped = True
+        for cam in self._streams():
+            thread = cam._thread
+            if thread is None:
+                continue
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("%s: capture thread still blocked after %.1fs; leaving it behind", cam.id, timeout)
+                stopped = False
+        return stopped
 
     def stop(self, timeout: float | None = None) -> bool:
         self.request_stop()
@@ -118,7 +127,7 @@ class Camera(SourceTrials):
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return all(c._thread is not None and c._thread.is_alive() for c in self._streams())
 
     def disable(self) -> bool:
         """Stop capturing until `restart()` (an operator's command; not kept across a service restart).
@@ -129,9 +138,10 @@ class Camera(SourceTrials):
     def restart(self) -> bool:
         """A fresh thread and RTSP session (also how a disabled camera is enabled); False, and nothing
         started, while the old thread is still blocked in a call."""
-        if self._thread is not None and not self.stop():
+        if any(c._thread is not None for c in self._streams()) and not self.stop():
             return False
-        self._stop, self._thread, self.disabled = threading.Event(), None, False
+        for cam in self._streams():
+            cam._stop, cam._thread, cam.disabled = threading.Event(), None, False
         self.start()
         return True
 
@@ -185,11 +195,7 @@ class Camera(SourceTrials):
 
     def _backoff(self) -> float:
         self._failures += 1
-        if self._auth_failures:  # cameras lock accounts after a few bad logins: retry rarely, up to hourly
-            delay = self.cfg.auth_retry_delay_sec * 2 ** min(self._auth_failures - 1, 12)
-            return min(3600.0, delay) * random.uniform(1.0, 1.2)
-        base = self.cfg.reconnect_delay_sec * 2 ** min(self._failures - 1, 16)
-        return min(self.cfg.reconnect_max_delay_sec, base) * random.uniform(0.8, 1.2)
+        return reconnect.backoff(self.cfg, self._failures, self._auth_failures)
 
     def _reachable(self) -> reconnect.Probe | None:
         """A probe of the camera's port for the backoff wait; none where the URL may not be opened."""
@@ -206,7 +212,7 @@ class Camera(SourceTrials):
         capture = self._open()
         if capture is None:
             return 0.0
-        self.stats.backend = capture.spec.label
+        self.stats.backend, self.stats.adaptive = capture.spec.label, bool(capture.spec.receive)
         opened_at = last_frame = self._clock()
         reason = ""
         try:
@@ -262,7 +268,8 @@ class Camera(SourceTrials):
                 self.slot.want()  # try again on the next frame
             else:
                 self._last_retrieve = now
-                frame = Frame(stats.frames, image, stats.last_seen, self.slot.budget)
+                # A glance may get the group's keyframe, older than the frame just grabbed.
+                frame = Frame(stats.frames, image, stats.last_seen - capture.behind_sec, self.slot.budget)
                 stats.width, stats.height = frame.width, frame.height
                 self.slot.put(frame)
         return now
@@ -285,5 +292,5 @@ class Camera(SourceTrials):
         return frame if frame is not None and frame.seq > seq else None
 
     def describe(self) -> dict[str, Any]:
-        """Status as /status shows it; never the URL's password (see status.status_view)."""
-        return status_view(self)
+        """Status as /status shows it (both streams, if two); never the URL's password (status.status_view)."""
+        return {**status_view(self), **streams_view(self)}

@@ -125,6 +125,9 @@ def source_element(url: str, cfg: CaptureConfig) -> str:
     # tcp-timeout bounds connecting to a silent host (default 20 s); in microseconds.
     timeout_us = int(cfg.open_timeout_sec * 1_000_000)
     parts = [f"rtspsrc location={quote(bare)} latency=0 protocols={protocols} tcp-timeout={timeout_us}"]
+    if not cfg.tls_verify and bare.lower().startswith("rtsps:"):
+        # Cameras ship self-signed certificates: no validation flag set, any certificate is accepted.
+        parts.append("tls-validation-flags=0")
     if user:
         parts.append(f"user-id={quote(unquote(user))}")
     if password is not None:

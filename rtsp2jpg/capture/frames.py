@@ -38,6 +38,16 @@ def fit_size(w: int, h: int, width: int = 0, height: int = 0) -> tuple[int, int]
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
+def looks_blank(image: Any) -> bool:
+    """FFmpeg conceals what it cannot decode (no keyframe yet, garbled references) as flat mid-grey.
+
+    Such a frame is a decode error, not a picture: never cache it. A sparse sample keeps this cheap
+    (~3,600 pixels of a 640x360 frame); a real scene has far more texture and sensor noise.
+    """
+    sample = image[::8, ::8]
+    return float(sample.std()) < 2.0 and abs(float(sample.mean()) - 128.0) < 12.0
+
+
 class EncodeBudget:
     """The JPEG cache of every frame of every camera: LRU per frame (`per_frame` entries) and LRU
     across frames (`max_bytes` in all). One per Service, handed to each camera's FrameSlot.

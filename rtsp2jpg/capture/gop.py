@@ -33,6 +33,7 @@ class Unit:
     key: bool
     size: int
     pts: int | None  # presentation time in ns, None when the stream gave none
+    arrived: float = 0.0  # monotonic seconds when it was received
 
 
 class GopBuffer:
@@ -79,11 +80,24 @@ class GopBuffer:
         self.bytes += unit.size
         return False
 
-    def pending(self) -> list[Unit]:
-        """The units the decoder has not had yet (marked as had)."""
-        out = self._units[self._sent:]
-        self._sent = len(self._units)
+    def pending(self, keyframe_only: bool = False) -> list[Unit]:
+        """The units the decoder has not had yet (marked as had); with `keyframe_only`, the group's
+        keyframe alone if the decoder has not had it, else nothing."""
+        end = min(1, len(self._units)) if keyframe_only else len(self._units)
+        out = self._units[self._sent:end]
+        self._sent = max(self._sent, end)
         return out
+
+    def keyframe_age(self) -> float:
+        """Seconds between the group's keyframe and its newest picture: by their timestamps where the
+        stream has them (units arrive in batches), else by when they were received."""
+        if not self._units:
+            return 0.0
+        key = self._units[0]
+        stamps = [u.pts for u in self._units if u.pts is not None]
+        if key.pts is not None and stamps:
+            return max(0.0, (max(stamps) - key.pts) / 1e9)
+        return max(0.0, self._units[-1].arrived - key.arrived)
 
 
 class Demand:

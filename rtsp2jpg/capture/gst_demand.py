@@ -52,6 +52,7 @@ class DemandPipeline:
         self._caps: Any = None
         self.failure = ""
         self.pushed = 0  # units handed to the decoder: what an idle camera does not spend
+        self.behind_sec = 0.0  # how much older the last picture() is than the newest unit received
 
     @property
     def fps(self) -> float:
@@ -81,11 +82,14 @@ class DemandPipeline:
     def picture(self, sample: Any, glance: bool = False) -> gst.RawPicture | None:
         """The picture of a pulled sample; BUFFERED decodes the buffered units first. Counts as a
         read (the decoder keeps running for a keyframe interval after it) unless it is a `glance`:
-        the image-health check every few seconds must not keep every camera decoding."""
+        the image-health check every few seconds must not keep every camera decoding. A glance
+        decodes the group's keyframe alone where it can (`behind_sec` then says how old it is):
+        one picture instead of up to a keyframe interval of them."""
+        self.behind_sec = 0.0
         if not glance:
             self.demand.read()
         if sample is BUFFERED:
-            sample = self._decode(1.0)
+            sample = (self._glance() if glance else None) or self._decode(1.0)
             if sample is None:
                 return None
         return self._dec.picture(sample)
@@ -117,12 +121,21 @@ class DemandPipeline:
             self._src.set_property("caps", caps)  # a new resolution or codec setup mid-stream
         pts = buf.pts if buf.pts != _NO_PTS else None
         key = not buf.has_flags(self._gst.BufferFlags.DELTA_UNIT)
-        if self._gop.add(Unit(buf, key, buf.get_size(), pts)):
+        if self._gop.add(Unit(buf, key, buf.get_size(), pts, time.monotonic())):
             self.demand.keyframe()
 
-    def _decode(self, timeout: float) -> Any | None:
-        """Feed the decoder what it has not had and wait for the picture that completes it."""
-        units = self._gop.pending()
+    def _glance(self) -> Any | None:
+        """The decoded keyframe of the buffered group, if the decoder has not had it yet (a decoder
+        that holds it back for reordering, with B-frames, gives nothing: the caller decodes the rest)."""
+        units = self._gop.pending(keyframe_only=True)
+        sample = self._decode(1.0, units) if units else None
+        if sample is not None:
+            self.behind_sec = self._gop.keyframe_age()
+        return sample
+
+    def _decode(self, timeout: float, units: list[Unit] | None = None) -> Any | None:
+        """Feed the decoder `units` (default: all it has not had) and wait for the picture that completes them."""
+        units = self._gop.pending() if units is None else units
         if not units:
             return None
         for unit in units:

@@ -66,8 +66,9 @@ class HealthMonitor:
             self._checks[cam.id] = (check, -1)
             self.problems.pop(cam.id, None)
             return
-        frame = cam.slot.latest()
-        cam.slot.want(glance=True)  # a fresh frame for the next round, without keeping the decoder busy
+        slot = cam.feed.slot  # the sub stream, if any: a small picture, decoded anyway
+        frame = slot.latest()
+        slot.want(glance=True)  # a fresh frame for the next round, without keeping the decoder busy
         if frame is None or frame.seq == seen:
             self._checks[cam.id] = (check, seen)
             return

@@ -71,6 +71,7 @@ class Capture:
         self._cap = cap
         self._to_bgr = _TO_BGR.get(spec.pixel_format)
         self._primed = primed  # a first frame was grabbed while opening: the next grab() is free
+        self.behind_sec = 0.0  # FFmpeg gives the newest picture only
 
     def grab(self) -> bool:
         if self._primed:
@@ -111,6 +112,7 @@ class DirectCapture:
         self._pipe = pipe
         self._sample = first
         self._primed = True  # the first frame was pulled while opening: the next grab() is free
+        self.behind_sec = 0.0
 
     def grab(self) -> bool:
         """Pull the newest frame (the appsink keeps only that one), replacing an unretrieved one."""
@@ -124,8 +126,11 @@ class DirectCapture:
         sample, self._sample = self._sample, None
         if sample is None:
             return None
-        picture = self._pipe.picture(sample, glance) if isinstance(self._pipe, gst_demand.DemandPipeline) \
-            else self._pipe.picture(sample)
+        if isinstance(self._pipe, gst_demand.DemandPipeline):
+            picture = self._pipe.picture(sample, glance)
+            self.behind_sec = self._pipe.behind_sec
+        else:
+            picture = self._pipe.picture(sample)
         if picture is None:
             return None
         if picture.format == "BGR":

@@ -9,17 +9,20 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from rtsp2jpg.capture.sources import SourceSpec
+from rtsp2jpg.capture.sources import SourceSpec, tls_url
 from rtsp2jpg.capture.status import DEFINITE_FAILURES, Status
 from rtsp2jpg.urls import UrlError, redact
 
 log = logging.getLogger("rtsp2jpg.worker")
+TLS_HINT = ("rtsps://: if the camera's certificate is self-signed, set capture.tls_verify: false "
+            "(FFmpeg is not tried while it is true: it cannot check certificates)")
 
 
 class Capture(Protocol):
     """An opened source (opencv.py's Capture and DirectCapture; fakes in unit tests)."""
 
     spec: SourceSpec
+    behind_sec: float  # how much older the last retrieved picture is than the last grabbed frame (a glance's)
 
     def grab(self) -> bool: ...
     def retrieve(self, glance: bool = False) -> Any: ...  # glance: a check, not a reader (see FrameSlot.want)
@@ -117,6 +120,9 @@ class SourceTrials:
                 return capture
             capture.release()
             reasons.append(f"{spec.label}: opened but no frame within the timeout")
+        if not opened and self.cfg.tls_verify and tls_url(self.url):
+            # GStreamer says only "could not open resource" when it rejects a certificate.
+            reasons.append(TLS_HINT)
         if not reasons:
             reasons.append("no capture source available for this camera")
         elif not opened:  # nothing opened: ask the camera why (wrong password, unknown path, ...)

@@ -25,12 +25,24 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from rtsp2jpg.config import CaptureConfig
+
 HEALTHY_SEC = 5.0
 QUICK_RETRY_SEC = 0.25
 PROBE_EVERY_SEC = 0.25
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
 
 Probe = Callable[[], bool]  # True: the camera's port accepted a connection just now
+
+
+def backoff(cfg: CaptureConfig, failures: int, auth_failures: int) -> float:
+    """The wait before attempt `failures` + 1: doubling from reconnect_delay_sec with jitter, capped;
+    after wrong passwords from auth_retry_delay_sec up to hourly (cameras lock accounts)."""
+    if auth_failures:
+        delay = cfg.auth_retry_delay_sec * 2 ** min(auth_failures - 1, 12)
+        return min(3600.0, delay) * random.uniform(1.0, 1.2)
+    base = cfg.reconnect_delay_sec * 2 ** min(failures - 1, 16)
+    return min(cfg.reconnect_max_delay_sec, base) * random.uniform(0.8, 1.2)
 
 
 def quick_retry() -> float:

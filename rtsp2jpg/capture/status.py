@@ -27,6 +27,15 @@ def count_line(statuses: list[Status]) -> str:
     return f"{len(statuses)} {noun}: {parts}" if parts else f"0 {noun}"
 
 
+def status_counts(statuses: list[Status]) -> dict[str, int]:
+    """/health's camera counts: the total and every status worth an alert, zero or not."""
+    counts = {"total": len(statuses), "active": 0, "degraded": 0, "connecting": 0, "error": 0}
+    for status in statuses:
+        if status.value in counts:
+            counts[status.value] += 1
+    return counts
+
+
 @dataclass(frozen=True)
 class StatusChange:
     camera_id: str
@@ -48,6 +57,7 @@ class Stats:
     width: int = 0
     height: int = 0
     backend: str = ""
+    adaptive: bool = False  # the open source decodes only while read (capture/gst_demand.py)
 
 
 # rtsp.Diagnosis kinds that settle an open attempt without asking OpenCV.

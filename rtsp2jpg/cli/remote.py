@@ -63,7 +63,9 @@ def cmd_cameras(args: argparse.Namespace) -> int:
             else:
                 print(format_cameras(cams))
         elif args.action == "add":
-            body = {"rtsp_url": valid_url(args.rtsp_url), "prefer": args.prefer}
+            url = valid_url(args.rtsp_url)
+            body = {"streams": {"main": url, "sub": valid_url(args.sub)}} if args.sub else {"rtsp_url": url}
+            body["prefer"] = args.prefer
             if args.name:
                 body["name"] = args.name
             res = call(args, "POST", "/register", body)

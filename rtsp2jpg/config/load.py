@@ -16,7 +16,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 from rtsp2jpg.config.schema import CameraConfig, CaptureConfig, Config, ConfigError
-from rtsp2jpg.urls import UrlError, validate_rtsp_url
+from rtsp2jpg.urls import UrlError, canonical, validate_rtsp_url
 
 # Names the original rtsp2jpg used; kept so existing deployments keep working.
 LEGACY_ENV = {
@@ -181,13 +181,34 @@ def _build_cameras(raw: Any, path: str, env: Mapping[str, str], base_capture: An
             raise ConfigError(f"{where}.max_cameras: a global limit; set capture.max_cameras instead")
         if cam.id in seen:
             raise ConfigError(f"{where}.id: duplicate camera id {cam.id!r}")
-        try:
-            validate_rtsp_url(cam.url)
-        except UrlError as e:
-            raise ConfigError(f"{where}.url: {e}") from None
+        cam = _with_streams(cam, where)
         seen.add(cam.id)
         cameras.append(cam)
     return tuple(cameras)
+
+
+def _with_streams(cam: CameraConfig, where: str) -> CameraConfig:
+    """The camera with a checked url; `streams: {main, sub}` instead of `url` makes main the url."""
+    main, sub = cam.streams.main, cam.streams.sub
+    if not (main or sub):
+        _check_url(cam.url, f"{where}.url")
+        return cam
+    if cam.url:
+        raise ConfigError(f"{where}.streams: give either url or streams, not both")
+    if not (main and sub):
+        raise ConfigError(f"{where}.streams: needs both main and sub (a camera with one stream has url)")
+    _check_url(main, f"{where}.streams.main")
+    _check_url(sub, f"{where}.streams.sub")
+    if canonical(main) == canonical(sub):
+        raise ConfigError(f"{where}.streams.sub: is the main stream's URL")
+    return dataclasses.replace(cam, url=main)
+
+
+def _check_url(url: str, where: str) -> None:
+    try:
+        validate_rtsp_url(url)
+    except UrlError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def rows(cls: type = Config, prefix: str = "", env_prefix: str = "RTSP2JPG") -> 
             out.append((key, f.metadata["kind"], _default(f), "", help_text))
         elif dataclasses.is_dataclass(kind):
             out.append((key, "section", "", "", help_text))
-            out += rows(kind, key + ".", f"{env_prefix}_{f.name.upper()}")
+            out += rows(kind, key + ".", f"{env_prefix}_{f.name.upper()}" if env_prefix else "")
         elif get_origin(kind) is tuple and get_args(kind)[0] is str:  # e.g. capture.allow_networks
             env = f"{env_prefix}_{f.name.upper()}" if env_prefix else ""
             out.append((key, "list of strings", "[]", env, help_text + " (environment: comma-separated)"))

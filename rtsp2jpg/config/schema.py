@@ -86,6 +86,8 @@ class CaptureConfig:
                         "ffmpeg, gstreamer, software, or an element such as nvv4l2decoder", _decoder)
     codec: str = _opt("auto", "stream codec: auto (from the RTSP SDP), h264 or h265", _choice("auto", "h264", "h265"))
     transport: str = _opt("tcp", "RTSP transport: tcp or udp", _choice("tcp", "udp"))
+    tls_verify: bool = _opt(True, "rtsps://: check the camera's certificate (system CAs; FFmpeg cannot, so "
+                            "it is not tried); false accepts a self-signed one")
     reconnect_delay_sec: float = _opt(2.0, "first reconnect delay; doubles (with jitter) per failure", _positive)
     reconnect_max_delay_sec: float = _opt(60.0, "cap of the reconnect delay", _positive)
     read_throttle_sec: float = _opt(0.0, "minimum interval between converted/encoded frames (CPU vs freshness)",
@@ -205,11 +207,21 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class StreamsConfig:
+    """A camera's main and sub stream, instead of `url` (capture/streams.py)."""
+
+    main: str = _opt("", "full-resolution stream URL: decoded only when read (the default snapshot)")
+    sub: str = _opt("", "small stream URL: feeds MJPEG, MQTT snapshots, the health check and small snapshots")
+
+
+@dataclass(frozen=True)
 class CameraConfig:
     """A camera declared in the file; its id is stable across restarts."""
 
     id: str = _opt("", "slug used in /snapshot/<id>", _slug)
     url: str = _opt("", "rtsp:// or rtsps:// URL; put the password in ${VAR}")
+    streams: StreamsConfig = field(default_factory=StreamsConfig,
+                                   metadata={"help": "main and sub stream, instead of url"})
     name: str = _opt("", "display name (default: the id)")
     snapshot_interval_sec: float = _opt(-1.0, "per-camera MQTT snapshot interval (-1 = mqtt default)")
     privacy_masks: tuple[Polygon, ...] = _parsed(

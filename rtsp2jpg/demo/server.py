@@ -5,8 +5,9 @@ measure snapshot age end to end: every frame carries its wall-clock capture time
 black/white blocks in its top-left corner (see ``read_code``) that survives H.264/H.265 and JPEG at
 quality 50.
 
-Run: ``python3 -m rtsp2jpg.demo [--host H] [--port P] [--stream NAME=WxH@FPS[:h264|h265] ...]``.
-It prints one line ``READY rtsp://H:P`` once listening, then serves ``rtsp://H:P/NAME`` until
+Run: ``python3 -m rtsp2jpg.demo [--host H] [--port P] [--stream SPEC ...] [--user NAME:PW]
+[--tls-cert PEM --tls-key PEM]`` (SPEC: spec.py; login and TLS: access.py). It prints one line
+``READY rtsp://H:P`` (``rtsps://`` with TLS) once listening, then serves ``rtsp://H:P/NAME`` until
 SIGTERM/SIGINT. GStreamer (PyGObject, GstRtspServer) is imported only when serving, so importing this
 module needs numpy alone. The time code itself: timecode.py.
 
@@ -19,82 +20,18 @@ later one, got a session but no frame.
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from rtsp2jpg.demo.timecode import BLOCK, CODE_HEIGHT, CODE_WIDTH, CODE_X, CODE_Y, FrameMaker
+from rtsp2jpg.demo import access as access_mod
+from rtsp2jpg.demo.access import Access
+from rtsp2jpg.demo.spec import GRAMMAR, StreamSpec
+from rtsp2jpg.demo.timecode import FrameMaker
 
-_SPEC_RE = re.compile(r"^(?P<name>[\w.-]+)=(?P<w>\d+)x(?P<h>\d+)@(?P<fps>\d+)(?::(?P<codec>h264|h265))?"
-                      r"(?::(?P<mode>live|static|black|frozen))?$")
-
-
-@dataclass(frozen=True)
-class StreamSpec:
-    """One mount: ``NAME=WIDTHxHEIGHT@FPS[:h264|h265][:MODE]``, served at ``rtsp://HOST:PORT/NAME``.
-    MODE (timecode.MODES): live (default), static (still scene, noise and clock tick), black, frozen."""
-
-    name: str
-    width: int
-    height: int
-    fps: int
-    codec: str = "h264"
-    mode: str = "live"
-
-    @classmethod
-    def parse(cls, text: str) -> StreamSpec:
-        """Parse and validate a ``--stream`` value; ValueError says what is wrong."""
-        m = _SPEC_RE.match(text.strip())
-        if not m:
-            raise ValueError(f"bad stream {text!r}: expected NAME=WIDTHxHEIGHT@FPS[:h264|h265]")
-        spec = cls(m["name"], int(m["w"]), int(m["h"]), int(m["fps"]), m["codec"] or "h264", m["mode"] or "live")
-        if spec.width % 2 or spec.height % 2:
-            raise ValueError(f"bad stream {text!r}: width and height must be even (I420)")
-        if spec.width < CODE_X + CODE_WIDTH + BLOCK or spec.height < CODE_Y + CODE_HEIGHT + BLOCK:
-            raise ValueError(f"bad stream {text!r}: at least {CODE_X + CODE_WIDTH + BLOCK}x"
-                             f"{CODE_Y + CODE_HEIGHT + BLOCK} needed for the time code")
-        if spec.mode == "frozen" and spec.codec != "h264":
-            raise ValueError(f"bad stream {text!r}: frozen needs h264 (a constant quantizer)")
-        if not 1 <= spec.fps <= 120:
-            raise ValueError(f"bad stream {text!r}: fps must be 1..120")
-        return spec
-
-    @property
-    def bitrate_kbps(self) -> int:
-        """About what an IP camera spends (~2.3 Mbit/s at 720p25); the encoder undershoots on easy frames."""
-        return max(256, self.width * self.height * self.fps // 10_000)
-
-    def launch(self) -> str:
-        """The media factory's pipeline description.
-
-        No do-timestamp: the pusher stamps every buffer (see ``_Pusher``). x264 runs with one
-        thread: sliced threads with zerolatency made FFmpeg silently mis-decode P-frames
-        (DESIGN §9). The leaky queue before the payloader lets the pipeline drop encoded
-        frames rather than stall if a TCP client stops reading. A safety net only: with 1.22.0 a
-        SIGSTOPped TCP client did not stall another one even without it (120 s, 720p25: the
-        other kept 25 fps at ~0.1 s age either way).
-        """
-        caps = f"video/x-raw,format=I420,width={self.width},height={self.height},framerate={self.fps}/1"
-        gop = self.fps * 2
-        if self.codec == "h265":
-            enc = (f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} "
-                   f"bitrate={self.bitrate_kbps} ! h265parse config-interval=-1")
-            pay = "rtph265pay"
-        else:
-            # A frozen camera repeats one picture exactly: a constant quantizer encodes the same input
-            # the same way at every keyframe, so the decoded frames are bit-identical (a hung encoder).
-            rate = "pass=quant quantizer=26" if self.mode == "frozen" else f"bitrate={self.bitrate_kbps}"
-            enc = (f"x264enc tune=zerolatency speed-preset=ultrafast threads=1 key-int-max={gop} "
-                   f"{rate} ! h264parse config-interval=-1")
-            pay = "rtph264pay"
-        return (f"( appsrc name=src is-live=true block=false format=time "
-                f"leaky-type=downstream max-buffers=2 caps={caps} ! {enc} "
-                f"! queue leaky=downstream max-size-buffers={self.fps} max-size-bytes=0 max-size-time=0 "
-                f"! {pay} name=pay0 pt=96 config-interval=1 )")
+__all__ = ["DemoServer", "StreamSpec", "main"]
 
 
 def _gst() -> Any:
@@ -136,7 +73,9 @@ class _Pusher(threading.Thread):
         super().__init__(name=f"demo-push:{spec.name}", daemon=True)
         self.spec, self.appsrc, self.gst = spec, appsrc, gst
         self.stop_event = threading.Event()
-        self.maker = FrameMaker(spec.width, spec.height, spec.mode)
+        # One maker per size; with ``resize=`` the stream switches between them in the same session.
+        self.makers = [FrameMaker(w, h, spec.mode) for w, h in spec.sizes()]
+        self.caps = [gst.Caps.from_string(spec.caps(w, h)) for w, h in spec.sizes()]
 
     def _running_time(self, due: float) -> int | None:
         """Running time of the scheduled instant ``due`` (monotonic s), or None unless PLAYING.
@@ -154,10 +93,20 @@ class _Pusher(threading.Thread):
         late_ns = time.monotonic_ns() - int(due * 1e9)
         return max(0, clock.get_time() - self.appsrc.get_base_time() - late_ns)
 
+    def _maker(self, started: float) -> FrameMaker:
+        """The frame maker of the current size; switches the appsrc's caps when the size changes
+        (x264enc/x265enc then start a new sequence with new parameter sets, as a camera does)."""
+        turn = int((time.monotonic() - started) / self.spec.resize_sec) % len(self.makers)
+        if turn != self._turn:
+            self._turn = turn
+            self.appsrc.set_caps(self.caps[turn])
+        return self.makers[turn]
+
     def run(self) -> None:
         period = 1.0 / self.spec.fps
-        due = time.monotonic()
+        due = started = time.monotonic()
         frame = 0
+        self._turn = 0
         while not self.stop_event.is_set():
             delay = due - time.monotonic()
             if delay > 0 and self.stop_event.wait(delay):
@@ -168,7 +117,7 @@ class _Pusher(threading.Thread):
                     break
                 due = time.monotonic()
                 continue
-            data = self.maker.draw(int(time.time() * 1000), frame)
+            data = self._maker(started).draw(int(time.time() * 1000), frame)
             # From bytes, not the array: PyGObject would convert an array element by element
             # (45 ms per 720p frame) but copies bytes with one memcpy.
             buf = self.gst.Buffer.new_wrapped(data.tobytes())
@@ -200,7 +149,7 @@ class DemoServer:
     first FFmpeg clients all decoded (6 of 6 trials). So sharing stays.
     """
 
-    def __init__(self, host: str, port: int, specs: list[StreamSpec]) -> None:
+    def __init__(self, host: str, port: int, specs: list[StreamSpec], access: Access | None = None) -> None:
         self.GLib, self.Gst, _, rtsp, self.GstVideo = _gst()
         self.host = host
         self.specs = specs
@@ -211,12 +160,16 @@ class DemoServer:
         self.server.set_service(str(port))
         self.server.connect("client-connected", self._on_client_connected)
         mounts = self.server.get_mount_points()
+        factories = []
         for spec in specs:
             factory = rtsp.RTSPMediaFactory()
             factory.set_launch(spec.launch())
             factory.set_shared(True)
             factory.connect("media-configure", self._on_media_configure, spec)
             mounts.add_factory(f"/{spec.name}", factory)
+            factories.append(factory)
+        self.access = access or Access()
+        access_mod.apply(self.access, self.server, factories)
         self.port = 0
 
     def attach(self) -> int:
@@ -232,7 +185,21 @@ class DemoServer:
         with self._lock:
             self._pushers.add(pusher)
         media.connect("unprepared", self._on_unprepared, pusher)
+        audio = media.get_element().get_by_name("asrc")
+        if audio is not None:
+            audio.get_static_pad("src").add_probe(self.Gst.PadProbeType.QUERY_UPSTREAM, self._not_seekable)
         pusher.start()
+
+    def _not_seekable(self, _pad: Any, info: Any) -> Any:
+        """Fail the audio source's SEEKING query. audiotestsrc says it can seek even when live, so
+        the media (GStreamer 1.22 asks its pipeline, not whether it is live) took the client's PLAY
+        Range as a seek, which the appsrc refused: every PLAY got 503. Without this answer the
+        video branch's (appsrc: not seekable) decides. Dropped rather than answered: PyGObject
+        holds a reference, so the query is not writable here."""
+        query = info.get_query()
+        if query is not None and query.type == self.Gst.QueryType.SEEKING:
+            return self.Gst.PadProbeReturn.DROP
+        return self.Gst.PadProbeReturn.OK
 
     def _on_client_connected(self, _server: Any, client: Any) -> None:
         client.connect("play-request", self._on_play_request)
@@ -261,6 +228,11 @@ class DemoServer:
             p.join(max(0.0, deadline - time.monotonic()))
 
 
+def server_errors() -> type[Exception]:
+    """GLib.Error: what a bad certificate or key raises."""
+    return _gst()[0].Error
+
+
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -270,9 +242,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m rtsp2jpg.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8554, help="RTSP port; 0 picks a free one (default 8554)")
-    parser.add_argument("--stream", action="append", metavar="NAME=WxH@FPS[:h264|h265]",
-                        help="a mount to serve; repeatable (default demo=640x360@25:h264)")
+    parser.add_argument("--stream", action="append", metavar="SPEC",
+                        help=f"a mount to serve, {GRAMMAR}; repeatable (default demo=640x360@25:h264)")
+    parser.add_argument("--user", default="", metavar="NAME:PASSWORD",
+                        help="require this login for every mount (a test server: visible in ps)")
+    parser.add_argument("--auth", choices=access_mod.METHODS, default="digest",
+                        help="authentication the server offers with --user (default digest)")
+    parser.add_argument("--tls-cert", default="", metavar="PEM", help="serve rtsps:// with this certificate")
+    parser.add_argument("--tls-key", default="", metavar="PEM", help="the certificate's private key")
     args = parser.parse_args(argv)
+    user, sep, password = args.user.partition(":")
+    if args.user and (not user or not sep):
+        parser.error("--user needs NAME:PASSWORD")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    access = Access(user, password, args.auth, args.tls_cert, args.tls_key)
     try:
         specs = [StreamSpec.parse(s) for s in args.stream or ["demo=640x360@25:h264"]]
     except ValueError as e:
@@ -280,16 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     if len({s.name for s in specs}) != len(specs):
         parser.error("stream names must be unique")
 
-    server = DemoServer(args.host, args.port, specs)
     try:
+        server = DemoServer(args.host, args.port, specs, access)
         port = server.attach()
-    except OSError as e:
+    except (OSError, server_errors()) as e:
         print(f"rtsp2jpg.demo: {e}", file=sys.stderr)
         return 1
     loop = server.GLib.MainLoop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         server.GLib.unix_signal_add(server.GLib.PRIORITY_DEFAULT, sig, loop.quit)
-    print(f"READY rtsp://{_url_host(args.host)}:{port}", flush=True)
+    print(f"READY {access.scheme}://{_url_host(args.host)}:{port}", flush=True)
     loop.run()
     server.close()
     return 0

@@ -79,7 +79,7 @@ class Snapshotter:
         for camera_id in requested:
             cam = cameras.get(camera_id)
             if cam is not None:
-                self._send(cam, cam.snapshot(FRESH_SEC, REQUEST_WAIT_SEC), force=True)
+                self._send(cam, cam.feed.snapshot(FRESH_SEC, REQUEST_WAIT_SEC), force=True)
         now = self._clock()
         next_in = IDLE_SEC  # also how soon a newly registered camera gets its first snapshot
         for camera_id in list(self._due):
@@ -92,13 +92,13 @@ class Snapshotter:
                 continue
             due = self._due.setdefault(cam.id, now)
             if now >= due:
-                self._send(cam, cam.snapshot(FRESH_SEC, WAIT_SEC))
+                self._send(cam, cam.feed.snapshot(FRESH_SEC, WAIT_SEC))
                 self._armed.discard(cam.id)
                 now = self._clock()
                 due = due + interval if due + interval > now else now + interval
                 self._due[cam.id] = due
             elif now >= due - ARM_AHEAD_SEC and cam.id not in self._armed:
-                cam.slot.want()  # the capture thread converts its next frame, ready when we are due
+                cam.feed.slot.want()  # the capture thread converts its next frame, ready when we are due
                 self._armed.add(cam.id)
             wake_at = due - ARM_AHEAD_SEC if cam.id not in self._armed else due
             next_in = min(next_in, max(0.0, wake_at - now))

@@ -17,13 +17,15 @@ from typing import Any
 
 import bottle
 
+from rtsp2jpg.capture import streams
 from rtsp2jpg.capture.camera import Camera
 from rtsp2jpg.capture.sources import PREFERENCES
 from rtsp2jpg.capture.status import list_view
+from rtsp2jpg.capture.streams import urls_view
 from rtsp2jpg.capture.view import PICTURE_KEYS, View, parse_crop, parse_rotate, parse_settings
 from rtsp2jpg.registry import RegistryError
 from rtsp2jpg.service import ConflictError, Service
-from rtsp2jpg.urls import NotAllowedError, UrlError
+from rtsp2jpg.urls import NotAllowedError, UrlError, canonical, validate_rtsp_url
 from rtsp2jpg.web import links
 from rtsp2jpg.web.formats import CONTENT_TYPES, EXTENSIONS, NotAcceptable, negotiate
 from rtsp2jpg.web.limits import MAX_DIMENSION, flag, long_poll_budget, number, parsed
@@ -62,9 +64,8 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
     def register() -> dict[str, Any]:
         authorize(mutating=True)
         data = read_json()
-        url, name, prefer = data.get("rtsp_url"), data.get("name", ""), data.get("prefer")
-        if not isinstance(url, str):
-            raise _fail(400, "rtsp_url is required and must be a string")
+        url, sub_url = requested_urls(data)
+        name, prefer = data.get("name", ""), data.get("prefer")
         # Control characters, line separators and lone surrogates: header/log injection or a 500 in SQLite.
         if not isinstance(name, str) or len(name) > 200 or any(
                 unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in name):
@@ -78,13 +79,13 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
         if not isinstance(prefer, str) or prefer not in PREFERENCES:  # `[] or "default"` used to pass
             raise _fail(400, f"prefer must be one of {', '.join(PREFERENCES)}")
         try:
-            cam, _created = service.register(url, name, prefer, picture)
+            cam, _created = service.register(url, name, prefer, picture, sub_url)
         except NotAllowedError as e:
-            raise _fail(403, f"rtsp_url {e}") from None
+            raise _fail(403, f"{'streams' if sub_url else 'rtsp_url'} {e}") from None
         except ConflictError as e:  # capacity, or the URL's camera has other picture settings
             raise _fail(409, str(e)) from None
         except UrlError as e:
-            raise _fail(400, f"rtsp_url {e}") from None
+            raise _fail(400, f"{'streams' if sub_url else 'rtsp_url'} {e}") from None
         except RegistryError as e:
             log.error("register failed: %s", e)
             raise _fail(503, "camera registry is not writable; see the service log", Retry_After="30") from None
@@ -110,7 +111,7 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
         if http.api_key:
             authorize(mutating=False)
         bottle.response.content_type = "application/json"
-        return json.dumps([list_view(c) for c in service.cameras()])
+        return json.dumps([{**list_view(c), **urls_view(c)} for c in service.cameras()])
 
     @app.post("/cameras/<camera_id>/links")
     def make_links(camera_id: str) -> dict[str, Any]:
@@ -135,8 +136,13 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
 
     def snapshot(camera_id: str, ext: str = "") -> bytes:
         protect_reads(camera_id, "snapshot")
-        cam = camera_or_404(camera_id)
-        view = requested_view(cam, ext)
+        camera = camera_or_404(camera_id)
+        view = requested_view(camera, ext)
+        try:  # the named stream, or the smallest that satisfies the size (capture/streams.py)
+            cam = streams.pick(camera, parsed("stream", streams.parse_stream), view.width, view.height, view.crop,
+                               view.rotate)
+        except LookupError as e:
+            raise _fail(400, f"stream: {e}") from None
         max_age = number("max_age", float, 0, 86400)
         after = number("after", int, 0, 2**62)
         if after is not None:
@@ -175,8 +181,13 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
             if max_age is not None and frame.age() > max_age:
                 raise _fail(503, f"no frame newer than {max_age:g}s (camera is {cam.status.value})",
                             Retry_After="1")
-        etag = f'"{frame.seq}"' if view.fmt == "jpeg" else f'"{frame.seq}-{view.fmt}"'
+        stream = streams.name_of(camera, cam)
+        # Each stream counts its own frames: the sub stream's tag differs, or a 304 could span streams.
+        suffix = "".join(f"-{part}" for part in (stream, view.fmt) if part not in ("main", "jpeg"))
+        etag = f'"{frame.seq}{suffix}"'
         headers = bottle.response
+        if camera.sub is not None:
+            headers.set_header("X-Stream", stream)
         headers.set_header("ETag", etag)
         headers.set_header("Last-Modified", formatdate(frame.captured_at, usegmt=True))
         headers.set_header("X-Frame-Timestamp", f"{frame.captured_at:.3f}")
@@ -193,6 +204,27 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
     for ext in EXTENSIONS:  # before the bare route, which would take "cam.png" for an id
         app.get(f"/snapshot/<camera_id>.{ext}", callback=functools.partial(snapshot, ext=ext))
     app.get("/snapshot/<camera_id>", callback=snapshot)
+
+
+def requested_urls(data: dict[str, Any]) -> tuple[str, str]:
+    """(url, sub_url) of a registration: `rtsp_url`, or `streams: {main, sub}` instead; 400 otherwise."""
+    url, pair = data.get("rtsp_url"), data.get("streams")
+    if pair is None:
+        if not isinstance(url, str):
+            raise _fail(400, "rtsp_url is required and must be a string (or streams: {main, sub})")
+        return url, ""
+    if url is not None:
+        raise _fail(400, "give either rtsp_url or streams, not both")
+    if not isinstance(pair, dict) or set(pair) != {"main", "sub"} or not all(isinstance(v, str) for v in pair.values()):
+        raise _fail(400, "streams must be an object with two URL strings, main and sub")
+    for key in ("main", "sub"):
+        try:
+            validate_rtsp_url(pair[key])
+        except UrlError as e:
+            raise _fail(400, f"streams.{key} {e}") from None
+    if canonical(pair["main"]) == canonical(pair["sub"]):
+        raise _fail(400, "streams.sub is the main stream's URL; a camera with one stream has rtsp_url")
+    return pair["main"], pair["sub"]
 
 
 def requested_view(cam: Camera, ext: str) -> View:

@@ -50,13 +50,13 @@ def presented_key(environ: dict[str, Any]) -> bytes | None:
     return None if key is None else key.encode("latin-1", "replace")
 
 
-def frame_headers(frame: Frame, fmt: str, length: int) -> list[tuple[str, str]]:
-    """The headers of a 200 snapshot of `frame`, as api.snapshot sets them through Bottle."""
+def frame_headers(frame: Frame, fmt: str, length: int, has_sub: bool) -> list[tuple[str, str]]:
+    """The headers of a 200 snapshot of the main stream's `frame`, as api.snapshot sets them."""
     etag = f'"{frame.seq}"' if fmt == "jpeg" else f'"{frame.seq}-{fmt}"'
     return [("Content-Type", CONTENT_TYPES[fmt]), ("Content-Length", str(length)), ("Etag", etag),
             ("Last-Modified", formatdate(frame.captured_at, usegmt=True)),
             ("X-Frame-Timestamp", f"{frame.captured_at:.3f}"), ("X-Frame-Seq", str(frame.seq)),
-            ("Cache-Control", "no-store"), ("Vary", "Accept")]
+            ("Cache-Control", "no-store"), ("Vary", "Accept")] + ([("X-Stream", "main")] if has_sub else [])
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,8 @@ class FastSnapshots:
         fmt = self._format(environ.get("HTTP_ACCEPT"))
         if fmt is None:
             return None
-        # api.snapshot's rule for a plain request: the slot's frame while it is about the newest the
+        # api.snapshot's rule for a plain request (no size, so streams.pick answers with the main
+        # stream, `cam` itself): the slot's frame while it is about the newest the
         # stream can give; an older one means waiting, which only the full route does (long-poll slots).
         cfg = cam.cfg
         freshness = max(cfg.read_throttle_sec, 1.5 / (cam.stats.fps or 10.0))
@@ -144,7 +145,7 @@ class FastSnapshots:
             if last is not None and last.view == view and time.time() - last.captured_at <= freshness:
                 return cam_id, last.body, last.headers
             body = frame.encode(self._encode, view)
-        headers = frame_headers(frame, fmt, len(body))
+        headers = frame_headers(frame, fmt, len(body), cam.sub is not None)
         self._last[cam_id] = Encoded(weakref.ref(cam), weakref.ref(frame), view, body, headers, frame.captured_at)
         return cam_id, body, headers
 

@@ -36,6 +36,11 @@ _PICTURE = {  # picture settings of POST /register (as cameras[].privacy_masks e
     "timestamp": {"type": "boolean", "description": "draw capture time and name into every picture"},
 }
 
+_STREAM = {"name": "stream", "in": "query", "required": False, "schema": {"type": "string", "enum": ["main", "sub"]},
+           "description": "of a camera with streams: {main, sub}; default: the sub stream if its picture is at "
+           "least width x height, else main (snapshots), the sub stream (MJPEG)"}
+_URL = {"type": "string", "maxLength": 2048, "pattern": "^rtsps?://"}
+
 _SNAPSHOT = {
     "summary": "newest frame as JPEG (WebP or PNG by extension or Accept)",
     "parameters": [
@@ -45,6 +50,7 @@ _SNAPSHOT = {
         _q("height", "integer", 1, 8192, "fit into this height, keeping the aspect ratio"),
         _q("max_age", "number", 0, 86400, "seconds; wait briefly for a fresher frame, else 503"),
         _q("after", "integer", 0, 2**62, "long-poll: wait for a frame with a sequence number above this"),
+        _STREAM,
         _q("exp", "integer", 1, 10**12, "signed link: expiry, epoch seconds (with sig)"),
         {"name": "sig", "in": "query", "required": False, "description": "signed link: signature from "
          "POST /cameras/{camera_id}/links; opens this camera without the key until exp", "schema": {"type": "string"}},
@@ -64,7 +70,8 @@ _SNAPSHOT = {
         "200": {"description": "the picture; JPEGs carry EXIF DateTimeOriginal (with sub-seconds and offset) "
                 "and the camera id", "content": {"image/jpeg": _BINARY, "image/webp": _BINARY, "image/png": _BINARY},
                 "headers": {h: {"schema": {"type": "string"}} for h in
-                            ("ETag", "Last-Modified", "X-Frame-Timestamp", "X-Frame-Seq", "Cache-Control", "Vary")}},
+                            ("ETag", "Last-Modified", "X-Frame-Timestamp", "X-Frame-Seq", "Cache-Control", "Vary",
+                             "X-Stream")}},
         "304": {"description": "not modified (If-None-Match), or no newer frame before the long-poll ended"},
         "400": _ERROR, "401": {**_ERROR, "description": "API key needed, or the signed link expired"},
         "403": {**_ERROR, "description": "signed link invalid (tampered, another camera, revoked)"}, "404": _ERROR,
@@ -94,8 +101,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "register a camera (same URL again returns the same camera); never probes it",
         "security": _SECURED,
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["rtsp_url"],
-            "properties": {"rtsp_url": {"type": "string", "maxLength": 2048, "pattern": "^rtsps?://"},
+            "type": "object", "description": "rtsp_url, or streams (main and sub) instead",
+            "properties": {"rtsp_url": _URL,
+                           "streams": {"type": "object", "required": ["main", "sub"], "additionalProperties": False,
+                                       "properties": {"main": _URL, "sub": _URL}},
                            "name": {"type": "string", "maxLength": 200},
                            "prefer": {"type": "string", "enum": list(PREFERENCES)}, **_PICTURE}}}}},
         "responses": {"200": {"description": "registered", "content": {"application/json": {"schema": {
@@ -105,7 +114,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                       "403": {**_ERROR, "description": "cross-site request, no API key and not loopback, "
                                                         "or host outside capture.allow_networks"},
                       "409": {**_ERROR, "description": "capture.max_cameras cameras already run (a new URL only), "
-                                                        "or the URL's camera has other picture settings"},
+                                                        "or the URL's camera has other picture settings or sub stream"},
                       "413": _ERROR, "503": {**_ERROR, "description": "registry not writable"}},
     },
     ("post", "/unregister/{camera_id}"): {
@@ -145,7 +154,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {"200": {"description": "status", "content": {"application/json": {"schema": {
             "type": "object", "properties": {k: {} for k in (
                 "token", "id", "status", "since", "last_seen", "backend", "error", "fps", "width", "height",
-                "frames", "reconnects")}}}}}, "401": _ERROR, "404": _ERROR},
+                "frames", "reconnects", "streams")}}}}}, "401": _ERROR, "404": _ERROR},
     },
     ("get", "/snapshot/{camera_id}"): _SNAPSHOT,
     **{("get", f"/snapshot/{{camera_id}}.{ext}"): _SNAPSHOT for ext in ("jpg", "jpeg", "webp", "png")},
@@ -153,7 +162,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "MJPEG stream (multipart/x-mixed-replace)",
         "parameters": [_ID, _q("fps", "number", 0.1, 1000, "frames per second, capped by http.stream_max_fps"),
                        _q("width", "integer", 1, 8192, "fit into this width"),
-                       _q("q", "integer", 1, 100, "JPEG quality"),
+                       _q("q", "integer", 1, 100, "JPEG quality"), _STREAM,
                        _q("exp", "integer", 1, 10**12, "signed link: expiry (with sig)"),
                        {"name": "sig", "in": "query", "required": False, "schema": {"type": "string"},
                         "description": "signed link: stream_url of POST /cameras/{camera_id}/links"}],

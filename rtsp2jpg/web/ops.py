@@ -13,11 +13,12 @@ from typing import Any
 
 import bottle
 
+from rtsp2jpg.capture import streams
 from rtsp2jpg.capture.camera import Camera
 from rtsp2jpg.capture.status import StatusChange
 from rtsp2jpg.web import mjpeg
 from rtsp2jpg.web.dashboard import SECURITY_HEADERS, STATIC_DIR, StatusHistory
-from rtsp2jpg.web.limits import MAX_DIMENSION, number, viewer_budget
+from rtsp2jpg.web.limits import MAX_DIMENSION, number, parsed, viewer_budget
 from rtsp2jpg.web.metrics import CONTENT_TYPE, OTHER, Metrics
 
 
@@ -131,11 +132,16 @@ def install(app: bottle.Bottle, service: Any, *, protect_reads: Callable[..., No
         fps = min(number("fps", float, 0.1, 1000) or http.stream_max_fps, http.stream_max_fps)
         width = number("width", int, 1, MAX_DIMENSION) or 0
         quality = number("q", int, 1, 100) or cam.cfg.jpeg_quality
+        name = parsed("stream", streams.parse_stream)
+        try:  # a viewer reads continuously: the sub stream unless it asks for main
+            source = streams.pick(cam, name) if name else cam.feed
+        except LookupError as e:
+            raise bottle.HTTPError(400, f"stream: {e}") from None
         refused = limits.acquire(camera_id)
         if refused:
             raise bottle.HTTPError(503, refused, Retry_After="5")
         stopping = mjpeg.server_stopping(bottle.request.environ)
-        parts = mjpeg.viewer(cam, service.backend.encode_jpeg, quality=quality, width=width, fps=fps,
+        parts = mjpeg.viewer(source, service.backend.encode_jpeg, quality=quality, width=width, fps=fps,
                              stall_timeout=http.stream_stall_timeout_sec,
                              backlog=mjpeg.buffered_bytes(bottle.request.environ),
                              gone=lambda: service.camera(camera_id) is not cam or not cam.alive or stopping(),

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TypeVar
@@ -79,8 +79,10 @@ class RtspServer:
     """
 
     def __init__(self, streams: Mapping[str, str] | None = None, port: int = 0, host: str = "127.0.0.1",
-                 start_timeout: float = 20.0) -> None:
+                 start_timeout: float = 20.0, args: Sequence[str] = ()) -> None:
         self.streams = dict(streams if streams is not None else {"cam": "640x360@25:h264"})
+        self.args = list(args)  # more server options: --user, --auth, --tls-cert/--tls-key
+        self.scheme = "rtsp"  # from the READY line: rtsps with TLS
         self.host = host
         self.port = port
         self.start_timeout = start_timeout
@@ -95,6 +97,7 @@ class RtspServer:
         args = [demo_python(), "-m", "rtsp2jpg.demo", "--host", self.host, "--port", str(self.port)]
         for name, spec in self.streams.items():
             args += ["--stream", f"{name}={spec}"]
+        args += self.args
         self._close_files()
         self._stdout = tempfile.TemporaryFile("w+", prefix="rtsp-demo-out-")
         self._stderr = tempfile.TemporaryFile("w+", prefix="rtsp-demo-err-")
@@ -104,7 +107,8 @@ class RtspServer:
         while True:
             line = self._read(self._stdout)
             if line.startswith("READY ") and line.endswith("\n"):  # a whole line, not half a write
-                self.port = int(line.split()[1].rsplit(":", 1)[1])
+                self.scheme, _, address = line.split()[1].partition("://")
+                self.port = int(address.rsplit(":", 1)[1])
                 return self
             if self.proc.poll() is not None or time.monotonic() >= deadline:
                 rc = self.proc.poll()
@@ -113,10 +117,11 @@ class RtspServer:
                 raise RuntimeError(f"RTSP demo server {what}: {' '.join(args)}\n{self.stderr()}")
             time.sleep(0.02)
 
-    def url(self, name: str) -> str:
-        """The RTSP URL of stream ``name``."""
+    def url(self, name: str, userinfo: str = "") -> str:
+        """The RTSP URL of stream ``name``, with ``userinfo`` (``user:password``, URL-encoded) if given."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"rtsp://{host}:{self.port}/{name}"
+        login = f"{userinfo}@" if userinfo else ""
+        return f"{self.scheme}://{login}{host}:{self.port}/{name}"
 
     @property
     def running(self) -> bool:

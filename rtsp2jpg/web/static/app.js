@@ -248,6 +248,10 @@ async function showFacts(id) {
   row(facts, "last frame", age(s.last_seen));
   row(facts, "source", s.backend);
   row(facts, "size", s.width ? s.width + "x" + s.height : null);
+  for (const [name, st] of Object.entries(s.streams || {})) {  // a camera with a main and a sub stream
+    const bits = [st.width ? st.width + "x" + st.height : "", st.status, st.decode === "adaptive" ? "decoded when read" : ""];
+    row(facts, name + " stream", bits.filter(Boolean).join(", "));
+  }
   row(facts, "fps", s.fps);
   row(facts, "frames", s.frames);
   row(facts, "reconnects", s.reconnects);

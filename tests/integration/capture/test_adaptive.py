@@ -81,8 +81,17 @@ def test_frequent_reads_decode_as_pictures_arrive_and_a_glance_does_not_count(rt
             assert cap.grab() and cap.retrieve() is not None
             assert pipe.pushed > before
         _until_idle(cap)
-        assert cap.grab() and cap.retrieve(glance=True) is not None  # the health check's read
-        assert not pipe.demand.continuous()
+        newest_at = time.time()
+        before = pipe.pushed
+        assert cap.grab()
+        image = cap.retrieve(glance=True)  # the health check's read: the group's keyframe alone
+        assert image is not None and not pipe.demand.continuous()
+        if pipe.pushed == before + 1:  # the keyframe had not been decoded: it is behind the newest unit
+            assert cap.behind_sec > 0.1
+            # Its time code says how old it is, and behind_sec says the same (the camera stamps with it).
+            assert abs((newest_at - decode_stamp(image)) - cap.behind_sec) < 0.3, cap.behind_sec
+        else:  # the idle spell ended just after a keyframe that was already decoded: the rest was
+            assert pipe.pushed > before and cap.behind_sec == 0.0
     finally:
         cap.release()
 

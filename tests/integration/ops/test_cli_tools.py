@@ -105,6 +105,12 @@ def test_cameras_list_add_remove_against_a_running_service(rtsp, service_factory
     assert removed.returncode == 0, removed.stderr.decode()
     assert json.loads(rtsp2jpg(*base, "list", "--json", env=env).stdout) == []
 
+    # A camera with a main and a sub stream (here the H.264 and the H.265 mount).
+    added = rtsp2jpg(*base, "add", with_password(rtsp.url("cam")), "--sub", with_password(rtsp.url("hevc")), env=env)
+    assert added.returncode == 0, added.stderr.decode()
+    (listed,) = json.loads(rtsp2jpg(*base, "list", "--json", env=env).stdout)
+    assert listed["streams"]["sub"] == with_password(rtsp.url("hevc")).replace(PASSWORD, "***")
+
 
 def test_cameras_against_no_service_exits_4():
     res = rtsp2jpg("cameras", "--url", f"http://127.0.0.1:{free_port()}", "list", timeout=30)

@@ -33,5 +33,26 @@ def test_schema_1_file_migrates_and_keeps_its_rows(tmp_path: Path) -> None:
 
 def test_a_row_salvaged_without_its_settings_is_fully_masked() -> None:
     found: dict = {}
-    _keep(found, (1, "abcd1234", "rtsp://h/a", "", "default", 1.0, None))
+    _keep(found, (1, "abcd1234", "rtsp://h/a", "", "default", 1.0, None, "file:///etc/passwd"))
     assert found[1].picture == FULLY_MASKED
+    assert found[1].sub_url == ""  # a sub stream URL that does not validate is dropped, the camera kept
+
+
+def test_schema_2_file_migrates_and_sub_streams_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE cameras (id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, name TEXT NOT NULL "
+               "DEFAULT '', prefer TEXT NOT NULL DEFAULT 'default', created_at REAL NOT NULL, "
+               "picture TEXT NOT NULL DEFAULT '{}')")
+    db.execute("INSERT INTO cameras VALUES ('abcd1234', 'rtsp://h/a', 'A', 'default', 1.0, '{\"rotate\": 90}')")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    reg = Registry(path)
+    (row,) = reg.all()
+    assert (row.id, row.picture, row.sub_url) == ("abcd1234", '{"rotate": 90}', "")
+    reg.add("rtsp://h/main", "B", "default", "{}", "rtsp://h/sub")
+    reg.close()
+    again = Registry(path)
+    assert [r.sub_url for r in again.all()] == ["", "rtsp://h/sub"]
+    again.close()

@@ -56,6 +56,7 @@ def test_registry_and_config_cameras_outside_allow_networks_never_connect(tmp_pa
 
 
 class _Capture:
+    behind_sec = 0.0
     def __init__(self, spec: Any, frames: int) -> None:
         self.spec, self.left = spec, frames
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.rtsp_server import wait_until
+from tests.support.rtsp_server import RtspServer, wait_until
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 EVIL = "<img src=x onerror=alert(1)>"
@@ -162,6 +162,30 @@ def test_camera_page_plays_mjpeg_and_leaving_it_frees_the_viewer(rtsp, service_f
     assert viewers + "1" in svc.get("/metrics").body.decode()
     driver.get(svc.base + "/#")
     wait_until(lambda: viewers + "0" in svc.get("/metrics").body.decode(), 30)
+
+
+def test_camera_page_shows_both_streams_of_a_camera_with_a_sub_stream(service_factory, browser):
+    server = RtspServer(streams={"main": "960x540@15:h264", "sub": "320x180@15:h264"}).start()
+    try:
+        svc = service_factory({"cameras": [{"id": "yard", "streams": {"main": server.url("main"),
+                                                                       "sub": server.url("sub")}}]})
+        driver = browser
+        driver.get(svc.base + "/#camera/yard")
+
+        def both_shown() -> bool:
+            """The page reads /status when it opens: reload it until both streams have a picture."""
+            text = js(driver, "return document.getElementById('cam-facts').textContent")
+            if "main stream960x540, active" in text and "sub stream320x180, active" in text:
+                return True
+            driver.refresh()
+            return False
+
+        wait_until(both_shown, 30, interval=1.0)
+        # The live view is the sub stream's (a continuous reader), so it is 320 wide, not 960.
+        wait_until(lambda: js(driver, "const i = document.getElementById('cam-live');"
+                                      "return i.complete && i.naturalWidth === 320"), 30)
+    finally:
+        server.stop()
 
 
 def test_camera_page_falls_back_to_snapshots_when_the_stream_needs_the_key(rtsp, service_factory, browser):

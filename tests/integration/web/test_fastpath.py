@@ -52,3 +52,14 @@ def test_plain_poll_keeps_host_and_key_checks(service_factory, rtsp):
     assert svc.get(f"/snapshot/{cam}", headers={"X-API-Key": "k" * 24}).status == 200
     bad_host = {"Authorization": f"Bearer {'k' * 24}", "Host": "evil.example"}
     assert svc.get(f"/snapshot/{cam}", headers=bad_host).status == 421
+
+
+def test_plain_poll_of_a_camera_with_a_sub_stream_answers_from_the_main_one(service_factory, rtsp):
+    svc = service_factory({"capture": {"jpeg_quality": 80}})
+    body = {"streams": {"main": rtsp.url("cam"), "sub": rtsp.url("hevc")}}
+    cam = http("POST", f"{svc.base}/register", body).json()["id"]
+    wait_until(lambda: svc.get(f"/snapshot/{cam}").status == 200, 30)
+    fast, full = svc.get(f"/snapshot/{cam}"), svc.get(f"/snapshot/{cam}?q=80")
+    assert fast.headers["x-stream"] == full.headers["x-stream"] == "main"
+    assert set(fast.headers) == set(full.headers)
+    assert fast.headers["etag"] == f'"{fast.headers["x-frame-seq"]}"'

@@ -22,6 +22,7 @@ def Spec(label: str) -> SourceSpec:  # noqa: N802 - reads like the class it stan
 
 class ScriptedCapture:
     """grab() follows a script of True/False; `gate` lets a test release frames one at a time."""
+    behind_sec = 0.0
 
     def __init__(self, spec: Spec, frames: int, gate: threading.Semaphore | None = None) -> None:
         self.spec = spec

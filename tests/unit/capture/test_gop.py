@@ -34,6 +34,20 @@ def test_pending_continues_where_the_decoder_stopped_and_a_keyframe_restarts_it(
     assert gop.pending() == [key] and len(gop) == 1
 
 
+def test_a_glance_takes_the_keyframe_alone_once_per_group_and_knows_its_age() -> None:
+    gop = GopBuffer()
+    units = [unit(True, pts=0)] + [unit(False, pts=i * 40_000_000) for i in (2, 1, 3)]  # 40 ms apart, reordered
+    for u in units:
+        gop.add(u)
+    assert gop.keyframe_age() == 0.12  # by the newest timestamp, not the last unit's
+    assert gop.pending(keyframe_only=True) == units[:1]
+    assert gop.pending(keyframe_only=True) == []  # the decoder has it: a glance must decode the rest
+    assert gop.pending() == units[1:]
+    gop.add(unit(True, pts=None))
+    assert gop.keyframe_age() == 0.0 and len(gop.pending(keyframe_only=True)) == 1
+    assert GopBuffer().pending(keyframe_only=True) == [] and GopBuffer().keyframe_age() == 0.0
+
+
 def test_an_oversized_group_is_dropped_until_the_next_keyframe() -> None:
     gop = GopBuffer(max_units=10, max_bytes=10_000)
     gop.add(unit(True))

@@ -75,3 +75,18 @@ def test_gstreamer_sources_carry_codec_and_raw_format() -> None:
 
 def test_every_table_element_is_probed() -> None:
     assert {"nvv4l2decoder", "nvvidconv", "v4l2convert", "vaapih264dec", "avdec_h265", "identity"} <= set(ELEMENTS)
+
+
+def test_rtsps_skips_ffmpeg_while_certificates_are_verified() -> None:
+    """FFmpeg's RTSP demuxer never checks a certificate: with tls_verify (the default) it is not tried
+    for rtsps://, and rtspsrc validates; tls_verify false lets both in, rtspsrc validating nothing."""
+    url = "rtsps://127.0.0.1:322/cam"
+    verified = candidates(url, CaptureConfig(codec="h264"), caps())
+    assert [s.label for s in verified] == ["gstreamer/avdec_h264"]
+    assert "tls-validation-flags" not in verified[0].target
+    assert candidates(url, CaptureConfig(decoder="ffmpeg"), caps()) == []
+    trusting = candidates(url, CaptureConfig(codec="h264", tls_verify=False), caps())
+    assert [s.label for s in trusting] == ["ffmpeg", "gstreamer/avdec_h264"]
+    assert "tls-validation-flags=0" in trusting[1].target
+    plain = candidates(URL, CaptureConfig(codec="h264", tls_verify=False), caps())
+    assert "tls-validation-flags" not in plain[1].target  # plain RTSP has no certificate to skip

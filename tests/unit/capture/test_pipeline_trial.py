@@ -22,6 +22,7 @@ def Spec(label: str, codec: str = "", hardware: bool = False) -> SourceSpec:  # 
 
 
 class Capture:
+    behind_sec = 0.0
     def __init__(self, spec: Spec, frames: int) -> None:
         self.spec, self.left = spec, frames
 

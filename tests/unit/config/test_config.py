@@ -116,6 +116,12 @@ def test_cameras_inherit_capture_and_override_per_camera(tmp_path: Path) -> None
     assert (b.capture.jpeg_quality, b.capture.decoder, b.name) == (90, "ffmpeg", "B")
 
 
+def test_a_camera_with_main_and_sub_streams(tmp_path: Path) -> None:
+    path = write(tmp_path, "cameras:\n  - id: a\n    streams: {main: 'rtsp://u:${PW}@h/main', sub: 'rtsp://u:${PW}@h/sub'}\n")
+    (cam,) = config.load(path, env={"PW": "pw"}).cameras
+    assert (cam.url, cam.streams.main, cam.streams.sub) == ("rtsp://u:pw@h/main", "rtsp://u:pw@h/main", "rtsp://u:pw@h/sub")
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("http: {prot: 1}", r"^http\.prot: unknown key"),
     ("bogus: 1", r"^bogus: unknown key"),
@@ -141,6 +147,16 @@ def test_cameras_inherit_capture_and_override_per_camera(tmp_path: Path) -> None
     ("cameras: [{id: a, url: 'rtsp://h/x', jpeg_quality: 101}]", r"^cameras\[0\]\.jpeg_quality: must be"),
     ("cameras: [{id: a, url: 'rtsp://h/x', color: red}]", r"^cameras\[0\]\.color: unknown key"),
     ("cameras: [5]", r"^cameras\[0\]: must be a mapping"),
+    ("cameras: [{id: a, url: 'rtsp://h/x', streams: {main: 'rtsp://h/m', sub: 'rtsp://h/s'}}]",
+     r"^cameras\[0\]\.streams: give either url or streams"),
+    ("cameras: [{id: a, streams: {main: 'rtsp://h/m'}}]", r"^cameras\[0\]\.streams: needs both main and sub"),
+    ("cameras: [{id: a, streams: {main: 'rtsp://h/m', sub: 'http://h/s'}}]",
+     r"^cameras\[0\]\.streams\.sub: must start with rtsp://"),
+    ("cameras: [{id: a, streams: {main: 'rtsp://H:554/m/', sub: 'rtsp://h/m'}}]",
+     r"^cameras\[0\]\.streams\.sub: is the main stream's URL"),
+    ("cameras: [{id: a, streams: {main: 'rtsp://h/m', sub: 'rtsp://h/s', third: 'rtsp://h/t'}}]",
+     r"^cameras\[0\]\.streams\.third: unknown key"),
+    ("cameras: [{id: a}]", r"^cameras\[0\]\.url: must be a non-empty string"),
     ("[1, 2]", r"must be a mapping of sections"),
     ("http: {port: [1]", r"invalid YAML"),
 ])
