@@ -19,15 +19,17 @@ from bench import report
 from bench.context import FULL_STREAMS, SMOKE_STREAMS, Context
 from bench.harness import REPO, RtspServer, machine, session
 
-BENCHMARKS = {"cpu_per_camera": "bench.cpu", "freshness": "bench.freshness", "snapshot_http": "bench.snapshot_http",
-              "scale": "bench.scale", "memory": "bench.memory"}
+BENCHMARKS = {"cpu_per_camera": "bench.cpu", "freshness": "bench.freshness", "adaptive_cpu": "bench.adaptive",
+              "first_snapshot": "bench.first_snapshot", "reconnect": "bench.reconnect",
+              "snapshot_http": "bench.snapshot_http", "scale": "bench.scale", "memory": "bench.memory"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--smoke", action="store_true", help="seconds-long harness run (CI); figures mean nothing")
-    parser.add_argument("--repeat", type=int, default=1, help="rounds of cpu_per_camera (median over all)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="more rounds (cpu_per_camera windows; at least 2-3 rounds elsewhere), medians over all")
     parser.add_argument("--decoder", default="auto", help="capture.decoder for the service (default auto)")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results", help="where JSON goes")
     parser.add_argument("--readme", type=Path, default=REPO / "README.md", help="README to update ('-' = none)")

@@ -18,7 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -26,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import get  # noqa: E402
 from rtsp2jpg.demo.timecode import decode_stamp  # noqa: E402
 from tests.support.rtsp_server import RtspServer  # noqa: E402
 from tests.support.service_process import ServiceProcess  # noqa: E402
@@ -69,6 +72,50 @@ def original_round(url: str) -> tuple[float, float | None]:
     head, _, jpeg = out.partition(b"\n")
     info = json.loads(head)
     return info["seconds"], age_of(jpeg, info["done"])
+
+
+def _harness_round(svc: Any, url: str) -> tuple[float, float | None]:
+    """service_round through bench.harness.Service (python -m bench)."""
+    started = time.monotonic()
+    cam = svc.register(url)
+    try:
+        while time.monotonic() - started < 30:
+            code, _, body = get(f"{svc.base}/snapshot/{cam}", timeout=10)
+            if code == 200:
+                return time.monotonic() - started, age_of(body, time.time())
+            time.sleep(0.01)
+        raise RuntimeError("no snapshot within 30 s")
+    finally:
+        req = urllib.request.Request(f"{svc.base}/unregister/{cam}", data=b"", method="POST",
+                                     headers={"Content-Type": "application/json"})  # 415 for a form
+        urllib.request.urlopen(req, timeout=10).close()  # noqa: S310 - loopback
+
+
+def run(ctx: Any) -> dict[str, Any]:
+    """`python -m bench` entry: register -> first JPEG, beside the original's reader, rounds interleaved."""
+    from bench.harness import Service
+
+    stream = ctx.stream("720p25")
+    rounds = 1 if ctx.smoke else max(3, ctx.repeat)
+    svc = Service(ctx.procs, "first-snapshot", decoder=ctx.decoder).start()
+    rows: dict[str, list[tuple[float, float | None]]] = {"rtsp2jpg": [], "original_reader": []}
+    try:
+        for n in range(rounds):
+            rows["rtsp2jpg"].append(_harness_round(svc, ctx.rtsp.url(stream, f"first{n}")))
+            time.sleep(0.5)
+            rows["original_reader"].append(original_round(ctx.rtsp.url(stream, f"orig{n}")))
+            time.sleep(0.5)
+    finally:
+        svc.stop()
+    out = {name: {"seconds_median": round(statistics.median(s for s, _ in v), 3),
+                  "seconds": [round(s, 3) for s, _ in v],
+                  "age_median_s": round(statistics.median(a), 3) if (a := [x for _, x in v if x is not None]) else None}
+           for name, v in rows.items()}
+    ours, theirs = out["rtsp2jpg"]["seconds_median"], out["original_reader"]["seconds_median"]
+    return {"results": {"stream": ctx.rtsp.streams[stream], "rounds": rounds, "target_s": 1.0, **out,
+                        "ratio_to_original": round(ours / theirs, 3) if theirs else None},
+            "method": "POST /register to the first 200 of GET /snapshot/<id> (polled every 10 ms), beside the "
+                      "original's reader (VideoCapture() to its first JPEG) on the same mount, interleaved"}
 
 
 def main() -> int:

@@ -10,8 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import report_more
+
 START, END = "<!-- perf:start -->", "<!-- perf:end -->"
-ORDER = ("cpu_per_camera", "freshness", "snapshot_http", "scale", "memory")
+ORDER = ("cpu_per_camera", "freshness", "adaptive_cpu", "first_snapshot", "reconnect", "snapshot_http", "scale",
+         "memory")
 
 
 def summary(doc: dict[str, Any]) -> str:
@@ -69,9 +72,10 @@ def _freshness(r: dict[str, Any]) -> list[str]:
 
 def _http(r: dict[str, Any]) -> list[str]:
     lines = [f"Snapshot HTTP: `GET /snapshot/<id>` with {r['tool']}, keep-alive, {r['seconds_per_point']:.0f} s per "
-             f"point, {r['jpeg_bytes'] // 1000} KB JPEG of {r['stream']}; beside a minimal Waitress handler returning "
-             "the same bytes from memory (target: service >= 0.90x of it, p99 < 20 ms at 16 connections) and "
-             "nginx (one worker) serving them as a file.", "",
+             f"point, {r.get('rounds', 1)} interleaved rounds (medians; the ratio is the median of per-round "
+             f"ratios), {r['jpeg_bytes'] // 1000} KB JPEG of {r['stream']}, {r.get('threads', 8)} Waitress threads "
+             "each; beside a minimal Waitress handler returning the same bytes from memory (target: service >= "
+             "0.90x of it, p99 < 20 ms at 16 connections) and nginx (one worker) serving them as a file.", "",
              "| connections | rtsp2jpg req/s (p99 ms) | minimal Waitress req/s (p99 ms) | nginx req/s (p99 ms) | "
              "rtsp2jpg / Waitress | rtsp2jpg / nginx |", "|---|---|---|---|---|---|"]
 
@@ -104,16 +108,18 @@ def _scale(r: dict[str, Any]) -> list[str]:
 
 def _memory(r: dict[str, Any]) -> list[str]:
     lines = [f"Memory: RSS beyond the idle service (OpenCV loaded, no camera), cameras polled once a second "
-             f"(target: <= {r['target_720p_mb']:.0f} MB per 720p camera).", "",
-             "| stream | idle MB | per camera MB | first camera MB | each next camera MB |", "|---|---|---|---|---|"]
+             f"(target: <= {r['target_720p_mb']:.0f} MB per 720p camera with 8 cameras). The first camera also "
+             "loads GStreamer's decoder libraries.", "",
+             "| stream | cameras | idle MB | per camera MB | first camera MB | each next camera MB |",
+             "|---|---|---|---|---|---|"]
     for res, m in r["by_resolution"].items():
-        lines.append(f"| {res} | {m['idle_rss_mb']:.0f} | {m['per_camera_mb']:.1f} | {m['first_camera_mb']:.1f} | "
-                     f"{m['next_cameras_mb']:.1f} |")
+        lines.append(f"| {res} | {m.get('cameras', 3)} | {m['idle_rss_mb']:.0f} | {m['per_camera_mb']:.1f} | "
+                     f"{m['first_camera_mb']:.1f} | {m['next_cameras_mb']:.1f} |")
     return lines
 
 
 RENDERERS = {"cpu_per_camera": _cpu, "freshness": _freshness, "snapshot_http": _http, "scale": _scale,
-             "memory": _memory}
+             "memory": _memory, **report_more.RENDERERS}
 
 
 def load(results: Path) -> list[dict[str, Any]]:
@@ -138,7 +144,7 @@ def render(docs: list[dict[str, Any]]) -> str:
             "the raw numbers are in `bench/results/*.json`.")
     if any(d.get("smoke") for d in docs):
         head += " **Smoke run: these figures mean nothing.**"
-    parts = [head]
+    parts = [head, report_more.done_when({d["benchmark"]: d for d in docs})]
     for d in docs:
         if "error" in d:
             parts.append(f"{d['benchmark']}: failed ({d['error']}).")
