@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command for the benchmarks (DESIGN 8): sets up .venv, installs the load generator and the
 # nginx floor if missing (Debian), then runs `python -m bench "$@"`: JSON to bench/results/, figures
-# into the README's Performance section. Under 10 minutes on 2 cores; Ctrl-C stops everything it started.
+# into the README's Performance section. About 12 minutes on 2 cores; Ctrl-C stops everything it started.
 # Examples: bench/run.sh            bench/run.sh --only freshness,snapshot_http      bench/run.sh --repeat 3
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -88,7 +88,8 @@ class CaptureConfig:
     transport: str = _opt("tcp", "RTSP transport: tcp or udp", _choice("tcp", "udp"))
     tls_verify: bool = _opt(True, "rtsps://: check the camera's certificate (system CAs; FFmpeg cannot, so "
                             "it is not tried); false accepts a self-signed one")
-    reconnect_delay_sec: float = _opt(2.0, "first reconnect delay; doubles (with jitter) per failure", _positive)
+    reconnect_delay_sec: float = _opt(2.0, "backoff base, doubled (with jitter) per failure; 0.25 s after a "
+                                      "stream that ran 5 s or more", _positive)
     reconnect_max_delay_sec: float = _opt(60.0, "cap of the reconnect delay", _positive)
     read_throttle_sec: float = _opt(0.0, "minimum interval between converted/encoded frames (CPU vs freshness)",
                                     _non_negative)
