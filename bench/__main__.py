@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -64,7 +65,7 @@ def _measure(args: argparse.Namespace, names: list[str]) -> int:
         rtsp = RtspServer(procs, SMOKE_STREAMS if args.smoke else FULL_STREAMS).start()
         ctx = Context(procs, rtsp, decoder=args.decoder, smoke=args.smoke, repeat=max(1, args.repeat))
         for name in names:
-            t0 = time.monotonic()
+            t0, load0 = time.monotonic(), round(os.getloadavg()[0], 2)
             print(f"== {name}", file=sys.stderr, flush=True)
             doc = {"benchmark": name, "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                    "machine": info, "smoke": args.smoke, "decoder": args.decoder}
@@ -75,6 +76,7 @@ def _measure(args: argparse.Namespace, names: list[str]) -> int:
                 doc["error"] = f"{type(e).__name__}: {e}"
                 traceback.print_exc()
             doc["duration_s"] = round(time.monotonic() - t0, 1)
+            doc["load"] = [load0, round(os.getloadavg()[0], 2)]  # 1-min load average before and after: the noise
             path = args.results / f"{name}.json"
             tmp = path.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(doc, indent=1) + "\n")

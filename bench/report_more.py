@@ -86,6 +86,10 @@ def done_when(docs: dict[str, Doc]) -> str:
     lines = ["Issue 13's figures (each against a floor measured in the same run):", "",
              "| figure | target | measured | compared with | met |", "|---|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} | {_ok(e)} |" for a, b, c, d, e in _rows(docs)]
+    loads = [f"{name} {d['load'][0]:.1f} -> {d['load'][1]:.1f}" for name, d in docs.items() if d.get("load")]
+    if loads:
+        lines += ["", "How busy the machine was (1-minute load average before -> after each benchmark; 2 cores): "
+                  + ", ".join(loads) + "."]
     return "\n".join(lines)
 
 
