@@ -101,11 +101,13 @@ class GopBuffer:
 
 
 class Demand:
-    """Decode continuously while someone read within the hold (the keyframe interval, measured).
+    """Decode continuously while someone reads at least once per hold (the keyframe interval, measured).
 
-    Someone polling less often than once per keyframe interval gets a burst decode of the buffered
-    group per request instead: at 1 request per 10 s on a 2 s interval that is on average one
-    second of pictures decoded per ten seconds of stream.
+    Someone polling less often gets a burst decode of the buffered group per request instead: at 1
+    request per 10 s on a 2 s interval that is on average one second of pictures decoded per ten
+    seconds of stream. One read alone does not start continuous decoding, a second within the hold
+    does: holding after every read kept the decoder busy for a keyframe interval per request of a
+    10 s poller (measured: 0.47x the decode floor).
     """
 
     def __init__(self, clock: Callable[[], float], hold_sec: float | None = None) -> None:
@@ -113,10 +115,13 @@ class Demand:
         self._fixed = hold_sec
         self.hold_sec = hold_sec if hold_sec is not None else DEFAULT_HOLD_SEC
         self._last_read = -1e18
+        self._steady = False  # the last two reads were within a hold of each other
         self._last_key: float | None = None
 
     def read(self) -> None:
-        self._last_read = self._clock()
+        now = self._clock()
+        self._steady = now - self._last_read < self.hold_sec
+        self._last_read = now
 
     def keyframe(self) -> None:
         """A keyframe arrived: the interval since the previous one becomes the hold (1-10 s)."""
@@ -128,7 +133,7 @@ class Demand:
         self._last_key = now
 
     def continuous(self) -> bool:
-        return self._clock() - self._last_read < self.hold_sec
+        return self._steady and self._clock() - self._last_read < self.hold_sec
 
 
 class Target:

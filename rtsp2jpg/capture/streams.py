@@ -28,6 +28,7 @@ class Stream(Protocol):
     status: Status
     error: str
     stats: Stats
+    slot: Any  # frames.FrameSlot
     sub: Any
 
 
@@ -68,9 +69,12 @@ def pick(cam: Camera, name: str | None, width: int = 0, height: int = 0,
         if sub is None:
             raise LookupError(f"camera {cam.id} has no sub stream")
         return sub
-    if name == "main" or sub is None or not (width or height) or not sub.stats.width or sub.status not in LIVE:
+    if name == "main" or sub is None or not (width or height) or sub.status not in LIVE:
         return cam
-    w, h = transformed_size(sub.stats.width, sub.stats.height, crop, rotate)
+    frame = sub.slot.latest()  # its picture as readers get it: after the camera's own crop and rotation
+    if frame is None:
+        return cam
+    w, h = transformed_size(frame.width, frame.height, crop, rotate)
     return sub if w >= width and h >= height else cam
 
 

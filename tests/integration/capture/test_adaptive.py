@@ -65,7 +65,10 @@ def test_an_unread_camera_decodes_nothing_and_a_read_gets_the_newest_picture(rts
         assert stamp is not None
         # The newest picture, not the buffered keyframe (up to 2 s old): generous for a loaded machine.
         assert asked - stamp < 0.5, f"picture {asked - stamp:.3f} s old"
-        assert pipe.pushed > pushed and pipe.demand.continuous()  # the read keeps the decoder running
+        assert pipe.pushed > pushed and not pipe.demand.continuous()  # one read: a burst, no more
+        time.sleep(0.3)
+        assert cap.grab() and cap.retrieve() is not None
+        assert pipe.demand.continuous()  # a second read within the keyframe interval keeps it decoding
     finally:
         cap.release()
 

@@ -79,7 +79,16 @@ def test_demand_holds_for_the_measured_keyframe_interval() -> None:
     demand = Demand(lambda: now[0])
     assert not demand.continuous()  # nobody has read yet
     demand.read()
+    assert not demand.continuous()  # one read is answered by a burst
+    now[0] += 1.5
+    demand.read()
+    assert demand.continuous()  # a second within the hold: someone reads often
+    now[0] += 1.9
     assert demand.continuous()
+    now[0] += 0.2
+    assert not demand.continuous()  # the hold ran out
+    demand.read()
+    assert not demand.continuous()  # and a read after it is a burst again
     demand.keyframe()
     now[0] += 4.0
     demand.keyframe()

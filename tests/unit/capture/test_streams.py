@@ -14,8 +14,10 @@ from rtsp2jpg.capture.status import Stats, Status
 
 def camera(main: tuple[int, int] = (1920, 1080), sub: tuple[int, int] | None = (640, 360)) -> SimpleNamespace:
     def stream(cid: str, size: tuple[int, int]) -> SimpleNamespace:
+        frame = SimpleNamespace(width=size[0], height=size[1]) if size[0] else None
         return SimpleNamespace(id=cid, url=f"rtsp://u:pw@h/{cid}", status=Status.ACTIVE, error="",
-                               stats=Stats(width=size[0], height=size[1]), sub=None)
+                               stats=Stats(width=size[0], height=size[1]), sub=None,
+                               slot=SimpleNamespace(latest=lambda: frame))
 
     cam = stream("cam", main)
     cam.sub = stream("cam.sub", sub) if sub else None
@@ -37,6 +39,12 @@ def test_crop_and_rotation_count_against_the_sub_stream() -> None:
     assert streams.pick(cam, None, width=321, crop=(0, 0, 0.5, 1)) is cam
     assert streams.pick(cam, None, width=360, rotate=90) is cam.sub  # 360x640 upright
     assert streams.pick(cam, None, width=400, rotate=90) is cam
+
+
+def test_the_sub_streams_stored_picture_counts_after_the_cameras_own_rotation() -> None:
+    cam = camera(sub=(360, 640))  # the slot holds pictures the camera's `rotate: 90` has turned
+    assert streams.pick(cam, None, width=360) is cam.sub
+    assert streams.pick(cam, None, width=400) is cam
 
 
 def test_a_named_stream_wins_and_sub_needs_one() -> None:
