@@ -8,7 +8,8 @@ few seconds (health.interval_sec) and answers the problem or None. Pure numpy, n
 No false alarm on a live static scene: "uniform" needs the spread of a block thumbnail below a
 threshold (sensor noise and any texture exceed it); "frozen" needs the full picture bit-identical
 (crc32 of every pixel) across frozen_sec, which a live sensor's noise or a ticking clock breaks;
-"scene change" needs most blocks of the thumbnail to change at once, well beyond noise.
+"scene change" needs most blocks of the thumbnail to change at once, well beyond noise, and the new
+view to hold at the next check.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def fingerprint(image: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(image).data)
 
 
+def _changed(thumb: np.ndarray, other: np.ndarray, delta: float) -> float:
+    """The fraction of thumbnail blocks that differ by more than `delta` grey levels."""
+    return float((np.abs(thumb - other) > delta).mean())
+
+
 class HealthCheck:
     """One camera's image health; fed one frame per check by the health monitor."""
 
@@ -52,6 +58,9 @@ class HealthCheck:
         self._same_since: float | None = None
         self._scene_until = -1.0
         self._scene_at = 0.0
+        # (thumbnail before, fraction changed) of a change the last check saw, until the next says
+        # whether the new view settled (a moved camera) or keeps changing (a pan, traffic, the demo)
+        self._change: tuple[np.ndarray, float] | None = None
 
     def reset(self) -> None:
         """Forget the past (after a reconnect: the stream starts afresh)."""
@@ -71,9 +80,15 @@ class HealthCheck:
         if self._same_since is not None and now - self._same_since >= lim.frozen_sec:
             return f"frozen picture: identical for {now - self._same_since:.0f} s while frames arrive"
         if previous is not None:
-            changed = float((np.abs(thumb - previous) > lim.scene_delta).mean())
+            changed = _changed(thumb, previous, lim.scene_delta)
+            change, self._change = self._change, None
+            # Reported once the new view holds: like the last check's picture, unlike the one before
+            # the change. A scene that keeps moving (a pan, a truck passing the lens) does not.
+            if change is not None and changed < lim.scene_change / 2 \
+                    and _changed(thumb, change[0], lim.scene_delta) >= lim.scene_change:
+                self._scene_until, self._scene_at = now + lim.scene_hold_sec, change[1]
             if changed >= lim.scene_change:
-                self._scene_until, self._scene_at = now + lim.scene_hold_sec, changed
+                self._change = (previous, changed)
         if now < self._scene_until:
             return f"sudden scene change ({self._scene_at:.0%} of the picture): moved or tampered camera?"
         return None

@@ -119,6 +119,9 @@ class FrameMaker:
         x = np.arange(width + self.PERIOD, dtype=np.float32)
         y = np.arange(height, dtype=np.float32)[:, None]
         self._bg_y = (128 + 90 * np.sin(2 * np.pi * (x / self.PERIOD + y / 160))).astype(np.uint8)
+        # Rows from here down scroll; above it the background stands still. A whole picture panning
+        # is what a moved camera looks like: the image-health check rightly called it a scene change.
+        self._band = (height * 3 // 5) & ~1
         cx = np.arange((width + self.PERIOD) // 2, dtype=np.float32)
         cy = np.arange(ch, dtype=np.float32)[:, None]
         self._bg_u = np.repeat((128 + 50 * np.sin(2 * np.pi * cx / (self.PERIOD / 2)))[None].astype(np.uint8), ch, 0)
@@ -146,10 +149,14 @@ class FrameMaker:
         self._drawn = True
         frame_scene = 0 if self.mode == "static" else frame  # static: the scene stands, noise and code move
         off = (frame_scene * self.SCROLL) % self.PERIOD
-        w = self.width
-        self._y[:] = self._bg_y[:, off : off + w]
-        self._u[:] = self._bg_u[:, off // 2 : off // 2 + w // 2]
-        self._v[:] = self._bg_v[:, off // 2 : off // 2 + w // 2]
+        w, band = self.width, self._band
+        # A fixed camera's view: the upper part stands, the lower part moves (a road with traffic).
+        self._y[:band] = self._bg_y[:band, :w]
+        self._y[band:] = self._bg_y[band:, off : off + w]
+        self._u[: band // 2] = self._bg_u[: band // 2, : w // 2]
+        self._u[band // 2 :] = self._bg_u[band // 2 :, off // 2 : off // 2 + w // 2]
+        self._v[: band // 2] = self._bg_v[: band // 2, : w // 2]
+        self._v[band // 2 :] = self._bg_v[band // 2 :, off // 2 : off // 2 + w // 2]
         bx = (frame_scene * 3 * self.SCROLL) % max(1, w - self.BAR)
         self._y[:, bx : bx + self.BAR] = _Y_WHITE
         ox, oy = frame * 7 % self.JITTER, frame * 13 % self.JITTER

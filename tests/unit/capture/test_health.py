@@ -47,9 +47,20 @@ def test_a_sudden_scene_change_is_reported_for_the_hold_time_then_clears():
     # The camera turned to another view: bright sky over dark ground, with texture.
     moved = np.random.default_rng(0).integers(0, 20, (H, W, 3), dtype=np.uint8)
     moved[: H // 2] += 225
-    assert "scene change" in (check.evaluate(moved, 2.0) or "")
+    assert check.evaluate(moved, 2.0) is None  # changed: reported once the new view holds
+    assert "scene change" in (check.evaluate(moved, 4.0) or "")
     assert "scene change" in (check.evaluate(moved[:, ::-1].copy(), 12.0) or "")  # still within the hold time
-    assert check.evaluate(moved, 23.0) is None
+    assert check.evaluate(moved, 25.0) is None
+
+
+def test_a_scene_that_keeps_changing_is_no_scene_change():
+    """A pan or a truck passing the lens: every check differs from the last, no view holds."""
+    a = np.random.default_rng(1).integers(0, 20, (H, W, 3), dtype=np.uint8)
+    b = a.copy()
+    a[: H // 2] += 225
+    b[H // 2:] += 225
+    check = HealthCheck(CFG)
+    assert [check.evaluate(a if t % 2 else b, float(t)) for t in range(20)] == [None] * 20
 
 
 def test_reset_forgets_a_frozen_history():
