@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rtsp2jpg.salvage import Corrupt, is_corrupt, salvage
+from rtsp2jpg.salvage import DB_ERRORS, Corrupt, decode_text, is_corrupt, salvage
 from rtsp2jpg.urls import canonical
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ class Registry:
             os.chmod(self.path, 0o600)
             self._db = sqlite3.connect(self.path, timeout=busy_timeout_sec, check_same_thread=False,
                                        isolation_level=None)
+            self._db.text_factory = decode_text
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
@@ -91,6 +92,8 @@ class Registry:
             if problem != "ok":
                 self._db.close()
                 raise Corrupt(f"integrity check failed: {problem}")
+        except UnicodeDecodeError:  # SQLite's error message quoted damaged bytes (salvage.DB_ERRORS)
+            raise Corrupt("damaged beyond SQLite's own error message (it is not text)") from None
         except (OSError, sqlite3.Error) as e:
             if isinstance(e, sqlite3.DatabaseError) and is_corrupt(e):
                 raise
@@ -149,9 +152,10 @@ class Registry:
             try:
                 db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{query}", uri=True, timeout=busy_timeout_sec,
                                      check_same_thread=False, isolation_level=None)
+                db.text_factory = decode_text
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 db.execute("SELECT count(*) FROM cameras").fetchone()
-            except sqlite3.Error:
+            except DB_ERRORS:
                 continue
             if version != SCHEMA_VERSION:
                 db.close()
@@ -178,7 +182,7 @@ class Registry:
         with self._lock:
             try:
                 rows = self._db.execute(_SELECT_ALL).fetchall()
-            except sqlite3.Error as e:
+            except DB_ERRORS as e:
                 raise RegistryError(f"cannot read camera registry: {e}") from None
         return [Registration(*row) for row in rows]
 
@@ -187,7 +191,7 @@ class Registry:
         with self._lock:
             try:
                 row = self._same_url(url)
-            except sqlite3.Error as e:
+            except DB_ERRORS as e:
                 raise RegistryError(f"cannot read camera registry: {e}") from None
         return Registration(*row) if row else None
 
@@ -215,7 +219,7 @@ class Registry:
                     self._db.execute(_INSERT, (reg.id, reg.url, reg.name, reg.prefer, reg.created_at,
                                                reg.picture, reg.sub_url))
                     return reg, True
-            except sqlite3.Error as e:
+            except DB_ERRORS as e:
                 raise RegistryError(f"cannot write camera registry: {e}") from None
 
     def remove(self, camera_id: str) -> bool:
@@ -224,7 +228,7 @@ class Registry:
                 with self._transaction():
                     cur = self._db.execute("DELETE FROM cameras WHERE id = ?", (camera_id,))
                     return cur.rowcount > 0
-            except sqlite3.Error as e:
+            except DB_ERRORS as e:
                 raise RegistryError(f"cannot write camera registry: {e}") from None
 
     def close(self) -> None:
@@ -232,7 +236,7 @@ class Registry:
         with self._lock:
             try:
                 self._db.close()
-            except sqlite3.Error:  # pragma: no cover - closing a closed connection is a no-op
+            except DB_ERRORS:  # pragma: no cover - closing a closed connection is a no-op
                 pass
 
 
@@ -250,7 +254,7 @@ class _Transaction:
             try:
                 self._db.execute("COMMIT")
                 return
-            except sqlite3.Error:
+            except DB_ERRORS:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise

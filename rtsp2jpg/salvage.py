@@ -30,6 +30,17 @@ class Row(NamedTuple):
 FULLY_MASKED = '{"privacy_masks": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}'
 
 
+def decode_text(raw: bytes) -> str:
+    """SQLite text as str, never raising: a damaged page can hold bytes that are not UTF-8."""
+    return raw.decode("utf-8", "replace")
+
+
+# What reading a damaged file raises: sqlite3 also decodes SQLite's error messages, which quote the
+# damaged bytes (a corrupt schema's name), and raised UnicodeDecodeError past every sqlite3.Error
+# handler (found by test_random_corruption_never_stops_the_service: offset 3854, one byte).
+DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
+
+
 class Corrupt(sqlite3.DatabaseError):
     """The file opened but failed SQLite's integrity check."""
 
@@ -59,11 +70,12 @@ def salvage(path: Path) -> list[Row]:
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0,
                              check_same_thread=False, isolation_level=None)
-    except sqlite3.Error:
+    except DB_ERRORS:
         return []
+    db.text_factory = decode_text
     try:  # lets SQLite read a file shorter than its header says (truncated) instead of refusing it
         db.execute("PRAGMA writable_schema=ON")
-    except sqlite3.Error:
+    except DB_ERRORS:
         pass
     for select in ("SELECT rowid, id, url, name, prefer, created_at, picture, sub_url FROM cameras",
                    "SELECT rowid, id, url, name, prefer, created_at, picture, '' FROM cameras",  # schema 2
@@ -71,14 +83,14 @@ def salvage(path: Path) -> list[Row]:
         try:
             db.execute(f"{select} LIMIT 0")
             break
-        except sqlite3.Error:
+        except DB_ERRORS:
             continue
     try:
         for order in ("ASC", "DESC"):
             try:
                 for row in db.execute(f"{select} ORDER BY rowid {order}"):
                     _keep(found, row)
-            except sqlite3.Error:
+            except DB_ERRORS:
                 pass
         if found:
             low, high = min(found), max(found)
@@ -87,7 +99,7 @@ def salvage(path: Path) -> list[Row]:
                     continue
                 try:
                     row = db.execute(f"{select} WHERE rowid = ?", (rowid,)).fetchone()
-                except sqlite3.Error:
+                except DB_ERRORS:
                     continue
                 if row:
                     _keep(found, row)
@@ -114,7 +126,7 @@ def _from_indexes(db: sqlite3.Connection, found: dict[int, Row]) -> None:
         try:
             for rowid, value in db.execute(query):
                 values[rowid] = value
-        except sqlite3.Error:
+        except DB_ERRORS:
             pass
         columns.append(values)
     ids, urls = columns
@@ -125,8 +137,8 @@ def _from_indexes(db: sqlite3.Connection, found: dict[int, Row]) -> None:
 def _keep(found: dict[int, Row], row: tuple[Any, ...]) -> None:
     """Add a salvaged row if its values still have the stored types (garbage pages can decode oddly)."""
     rowid, cid, url, name, prefer, created, picture, sub_url = row
-    if not (isinstance(rowid, int) and isinstance(cid, str) and cid and isinstance(url, str)):
-        return
+    if not (isinstance(rowid, int) and isinstance(cid, str) and cid and isinstance(url, str)) or "\ufffd" in url + cid:
+        return  # a value whose bytes were not text is damage, not a camera
     try:
         validate_rtsp_url(url)
     except UrlError:
