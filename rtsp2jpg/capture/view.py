@@ -35,7 +35,7 @@ def parse_rotate(raw: Any) -> int:
         return 0
     try:
         value = int(raw) if not isinstance(raw, bool) else -1
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: inf (JSON 1e999, YAML .inf)
         value = -1
     if value not in ROTATIONS or (isinstance(raw, float) and raw != value):
         raise ValueError("must be 0, 90, 180 or 270")
