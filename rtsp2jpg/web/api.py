@@ -26,7 +26,7 @@ from rtsp2jpg.capture.view import PICTURE_KEYS, View, parse_crop, parse_rotate, 
 from rtsp2jpg.registry import RegistryError
 from rtsp2jpg.service import ConflictError, Service
 from rtsp2jpg.urls import NotAllowedError, UrlError, canonical, validate_rtsp_url
-from rtsp2jpg.web import links
+from rtsp2jpg.web import formats, links
 from rtsp2jpg.web.formats import CONTENT_TYPES, EXTENSIONS, NotAcceptable, negotiate
 from rtsp2jpg.web.limits import MAX_DIMENSION, flag, long_poll_budget, number, parsed
 
@@ -159,10 +159,7 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
             fps = cam.stats.fps or 10.0
             # Wait up to a few frame intervals (plus what the throttle still withholds) for a newer frame.
             wait = min(http.long_poll_timeout_sec, max(0.25, 3.0 / fps) + cam.cfg.read_throttle_sec)
-            # The slot's frame is served as is only while it is about the newest the stream can give
-            # (1.5 frame intervals absorb arrival jitter); otherwise wait for the next one. A 0.1 s
-            # floor here served a 10/s poller the frame converted after its previous poll, ~90 ms old.
-            freshness = max_age if max_age is not None else max(cam.cfg.read_throttle_sec, 1.5 / fps)
+            freshness = max_age if max_age is not None else servable_age(cam)
             frame = cam.snapshot(freshness, 0.0)  # never blocks: the slot's frame, a newer one asked for
             if frame is None or frame.age() > freshness:
                 # A long wait (max_age, a throttled or stalled camera) holds a worker: only within the
@@ -182,9 +179,7 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
                 raise _fail(503, f"no frame newer than {max_age:g}s (camera is {cam.status.value})",
                             Retry_After="1")
         stream = streams.name_of(camera, cam)
-        # Each stream counts its own frames: the sub stream's tag differs, or a 304 could span streams.
-        suffix = "".join(f"-{part}" for part in (stream, view.fmt) if part not in ("main", "jpeg"))
-        etag = f'"{frame.seq}{suffix}"'
+        etag = formats.etag(frame.seq, view.fmt, stream)
         headers = bottle.response
         if camera.sub is not None:
             headers.set_header("X-Stream", stream)
@@ -204,6 +199,13 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
     for ext in EXTENSIONS:  # before the bare route, which would take "cam.png" for an id
         app.get(f"/snapshot/<camera_id>.{ext}", callback=functools.partial(snapshot, ext=ext))
     app.get("/snapshot/<camera_id>", callback=snapshot)
+
+
+def servable_age(cam: Camera) -> float:
+    """How old the slot's frame may be to be served as is: about the newest the stream can give
+    (1.5 frame intervals absorb arrival jitter), else the request waits for the next one. A 0.1 s
+    floor here served a 10/s poller the frame converted after its previous poll, ~90 ms old."""
+    return max(cam.cfg.read_throttle_sec, 1.5 / (cam.stats.fps or 10.0))
 
 
 def requested_urls(data: dict[str, Any]) -> tuple[str, str]:

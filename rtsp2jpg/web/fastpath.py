@@ -26,7 +26,8 @@ from typing import Any
 from rtsp2jpg.capture.camera import Camera
 from rtsp2jpg.capture.frames import Frame
 from rtsp2jpg.capture.view import View
-from rtsp2jpg.web.formats import CONTENT_TYPES, NotAcceptable, negotiate
+from rtsp2jpg.web.api import servable_age
+from rtsp2jpg.web.formats import CONTENT_TYPES, NotAcceptable, etag, negotiate
 from rtsp2jpg.web.metrics import Metrics
 from rtsp2jpg.web.trust import Trust
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/snapshot/"
 ROUTE = "/snapshot/<camera_id>"  # the rule Bottle's metrics plugin counts the same bytes under
-MEMO_MAX = 256  # distinct Accept headers remembered (a client sending random ones only fills this)
+MEMO_MAX = 256  # distinct Accept headers, and cameras' answers, remembered (bounded whatever clients send)
 
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -52,8 +53,7 @@ def presented_key(environ: dict[str, Any]) -> bytes | None:
 
 def frame_headers(frame: Frame, fmt: str, length: int, has_sub: bool) -> list[tuple[str, str]]:
     """The headers of a 200 snapshot of the main stream's `frame`, as api.snapshot sets them."""
-    etag = f'"{frame.seq}"' if fmt == "jpeg" else f'"{frame.seq}-{fmt}"'
-    return [("Content-Type", CONTENT_TYPES[fmt]), ("Content-Length", str(length)), ("Etag", etag),
+    return [("Content-Type", CONTENT_TYPES[fmt]), ("Content-Length", str(length)), ("Etag", etag(frame.seq, fmt)),
             ("Last-Modified", formatdate(frame.captured_at, usegmt=True)),
             ("X-Frame-Timestamp", f"{frame.captured_at:.3f}"), ("X-Frame-Seq", str(frame.seq)),
             ("Cache-Control", "no-store"), ("Vary", "Accept")] + ([("X-Stream", "main")] if has_sub else [])
@@ -126,10 +126,9 @@ class FastSnapshots:
         if fmt is None:
             return None
         # api.snapshot's rule for a plain request (no size, so streams.pick answers with the main
-        # stream, `cam` itself): the slot's frame while it is about the newest the
-        # stream can give; an older one means waiting, which only the full route does (long-poll slots).
+        # stream, `cam` itself); an older frame means waiting, which only the full route does.
         cfg = cam.cfg
-        freshness = max(cfg.read_throttle_sec, 1.5 / (cam.stats.fps or 10.0))
+        freshness = servable_age(cam)
         frame = cam.snapshot(freshness, 0.0)
         if frame is None or frame.age() > freshness:
             return None
@@ -146,6 +145,10 @@ class FastSnapshots:
                 return cam_id, last.body, last.headers
             body = frame.encode(self._encode, view)
         headers = frame_headers(frame, fmt, len(body), cam.sub is not None)
+        if len(self._last) >= MEMO_MAX:  # ids of removed cameras are not asked again: forget those first
+            self._last = {k: v for k, v in self._last.items() if v.camera() is not None and k != cam_id}
+            if len(self._last) >= MEMO_MAX:
+                self._last.clear()
         self._last[cam_id] = Encoded(weakref.ref(cam), weakref.ref(frame), view, body, headers, frame.captured_at)
         return cam_id, body, headers
 

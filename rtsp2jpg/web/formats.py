@@ -34,6 +34,13 @@ def _ranges(accept: str) -> list[tuple[str, float]]:
     return out
 
 
+def etag(seq: int, fmt: str, stream: str = "main") -> str:
+    """A snapshot's entity tag: the frame's sequence number, with the format and the stream unless JPEG
+    and main (each stream counts its own frames, so a 304 must not span streams or formats)."""
+    suffix = "".join(f"-{part}" for part in (stream, fmt) if part not in ("main", "jpeg"))
+    return f'"{seq}{suffix}"'
+
+
 def negotiate(accept: str | None) -> str:
     """The format `accept` prefers: the highest q; on a tie FORMATS order, so a browser's `<img>`
     (`image/webp,...,image/*`) keeps getting JPEG, whose encode costs ~1/30 of WebP's; `image/webp`
