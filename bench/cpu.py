@@ -1,8 +1,10 @@
 """cpu_per_camera: CPU seconds per second for one camera, against the decode floor of the same stream.
 
 Contenders, each alone on the stream in turn: the service with 1 and with 10 snapshots/s
-requested; a naive reader (`cap.read()` + `imencode` every frame, the original rtsp2jpg); a bare
-OpenCV `grab()` loop; and the floor, `ffmpeg -rtsp_transport tcp -i URL -f null -`. CPU is
+requested; the service's decode pipeline alone in gst-launch (no Python: how much of the gap to
+the floor is GStreamer's, bench/gst_alone.py); a naive reader (`cap.read()` + `imencode` every
+frame, the original rtsp2jpg); a bare OpenCV `grab()` loop; and the floor,
+`ffmpeg -rtsp_transport tcp -i URL -f null -`. CPU is
 utime+stime of the one process from /proc, over consecutive windows; the figure is the median.
 Each contender's decoded frames are counted too: on a loaded machine the demo source can fall
 below its nominal rate, and CPU per frame stays comparable when CPU per second does not.
@@ -16,12 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import gst_alone
 from bench.client import Poller
 from bench.context import Context
 from bench.harness import PYTHON, BenchError, cpu_seconds, median, rss_mb, single_camera_service, threads, wait_until
 
 RESOLUTIONS = ("720p25",)  # the targets are 720p25; 1080p added 3 of the 12 minutes
-CONTENDERS = ("service_1fps", "service_10fps", "naive_read_encode", "opencv_grab", "ffmpeg_floor")
+CONTENDERS = ("service_1fps", "service_10fps", "gstreamer_alone", "naive_read_encode", "opencv_grab", "ffmpeg_floor")
 Counter = Callable[[], int | None]
 
 
@@ -93,6 +96,20 @@ def _process(ctx: Context, key: str, args: list[str], frames: Counter, out: dict
         ctx.procs.stop(proc)
 
 
+def _gstreamer_alone(ctx: Context, url: str, out: dict[str, list], info: dict[str, Any]) -> None:
+    """The decode pipeline in gst-launch: it counts no frames, so it gets a fixed settling time."""
+    sec, n = _windows(ctx)
+    proc = ctx.procs.start(gst_alone.launch_args(gst_alone.decode_pipeline(url)), "cpu-gstreamer_alone")
+    try:
+        time.sleep(ctx.seconds(3.0, 1.0))
+        if proc.poll() is not None:
+            raise RuntimeError(f"gst-launch exited with {proc.returncode}")
+        out["gstreamer_alone"] += measure(proc.pid, lambda: None, sec, n)
+        info["rss_gstreamer_alone_mb"] = round(rss_mb(proc.pid), 1)
+    finally:
+        ctx.procs.stop(proc)
+
+
 def ffmpeg_args(url: str, progress: Path) -> list[str]:
     return ["ffmpeg", "-nostdin", "-loglevel", "error", "-stats_period", "0.25", "-progress", str(progress),
             "-rtsp_transport", "tcp", "-i", url, "-f", "null", "-"]
@@ -124,6 +141,8 @@ def _one_round(ctx: Context, stream: str, out: dict[str, list], info: dict[str, 
     url = ctx.rtsp.url(stream)
     tag = time.monotonic_ns()
     _attempt("service", info, lambda: _service(ctx, stream, out, info))
+    if not ctx.smoke:
+        _attempt("gstreamer_alone", info, lambda: _gstreamer_alone(ctx, url, out, info))
     readers = [("read", "naive_read_encode")] + ([] if ctx.smoke else [("grab", "opencv_grab")])
     for mode, key in readers:
         path = ctx.procs.workdir / f"{key}-{stream}-{tag}.count"

@@ -23,9 +23,12 @@ import sys
 import time
 from pathlib import Path
 
+from bench import gst_alone
+
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
 FLOOR = "ffmpeg -f null (floor)"
+RECEIVE_ALONE = "gst-launch receive half alone (rtspsrc ! depay ! parse ! appsink, nothing pulls)"
 # name -> (reader mode, retrieve interval in seconds (0 = every frame), poll seconds (-1 = as the service))
 READERS = {
     "rtsp2jpg adaptive (default), nobody reads": ("gst-adaptive", 1e9, -1),
@@ -33,6 +36,7 @@ READERS = {
     "rtsp2jpg adaptive (default), 1 read / s": ("gst-adaptive", 1.0, -1),
     "rtsp2jpg adaptive (default), 10 reads / s": ("gst-adaptive", 0.1, -1),
     "gst-launch avdec_h264 ! appsink (nothing pulls)": ("gst-launch", 0, 0),
+    RECEIVE_ALONE: ("gst-launch-receive", 0, 0),
     "OpenCV FFmpeg, grab every frame, 1 retrieve/s": ("ffmpeg", 1.0, 0),
     "OpenCV GStreamer, BGR in pipeline (videoconvert), grab every frame, 1 retrieve/s": ("gst-bgr-opencv", 1.0, 0),
     "OpenCV GStreamer, I420, grab every frame, 1 retrieve/s": ("gst-yuv-opencv", 1.0, 0),
@@ -68,9 +72,9 @@ def command(name: str, url: str, total: float) -> list[str]:
                 "-t", str(total), "-f", "null", "-"]
     mode, every, poll = READERS[name]
     if mode == "gst-launch":
-        return ["gst-launch-1.0", "-q", "rtspsrc", f"location={url}", "latency=0", "protocols=tcp", "!",
-                "rtph264depay", "!", "h264parse", "!", "avdec_h264", "max-threads=1", "!",
-                "video/x-raw,format=I420", "!", "appsink", "drop=true", "max-buffers=1", "sync=false"]
+        return gst_alone.launch_args(gst_alone.decode_pipeline(url))
+    if mode == "gst-launch-receive":
+        return gst_alone.launch_args(gst_alone.receive_half(url))
     return [sys.executable, str(ROOT / "bench" / "decoder_reader.py"), mode, url, str(total),
             "--every", str(every), "--poll", str(poll)]
 

@@ -38,18 +38,21 @@ def _cpu(r: dict[str, Any]) -> list[str]:
     lines = ["CPU per camera: CPU seconds per second of one process, as a ratio to the decode floor "
              "`ffmpeg -rtsp_transport tcp -i URL -f null -` on the same stream (target: <= 1.10x at 1 snapshot/s). "
              "Decoded fps in brackets: on a busy machine the source can fall below its nominal rate.", "",
-             "| stream | floor (CPU s/s) | rtsp2jpg, 1 snapshot/s | rtsp2jpg, 10 snapshots/s | naive read+encode "
-             "every frame | OpenCV grab() loop |", "|---|---|---|---|---|---|"]
+             "The service's decode pipeline alone in gst-launch (no Python) is a second floor: the part of "
+             "the gap that is GStreamer's.", "",
+             "| stream | floor (CPU s/s) | rtsp2jpg, 1 snapshot/s | rtsp2jpg, 10 snapshots/s | its pipeline alone "
+             "(gst-launch) | naive read+encode every frame | OpenCV grab() loop |", "|---|---|---|---|---|---|---|"]
     for res, row in r.items():
         ratio, fps, cpu = row["ratio_to_floor"], row.get("decoded_fps", {}), row["cpu_s_per_s"]
 
         def cell(k: str, ratio: dict = ratio, fps: dict = fps) -> str:
             return f"{_x(ratio.get(k))} ({_n(fps.get(k))} fps)"
         lines.append(f"| {res} H.264 | {cpu['ffmpeg_floor']:.3f} ({_n(fps.get('ffmpeg_floor'))} fps) | "
-                     f"{cell('service_1fps')} | {cell('service_10fps')} | {cell('naive_read_encode')} | "
+                     f"{cell('service_1fps')} | {cell('service_10fps')} | {_x(ratio.get('gstreamer_alone'))} | "
+                     f"{cell('naive_read_encode')} | "
                      f"{cell('opencv_grab')} |")
     pf = [f"{res}: " + ", ".join(f"{k} {_x(v)}" for k, v in row.get("per_frame_ratio_to_floor", {}).items()
-                                 if k != "ffmpeg_floor")
+                                 if k != "ffmpeg_floor" and v is not None)
           for res, row in r.items()]
     lines += ["", "CPU per decoded frame, as a ratio to the floor's: " + "; ".join(pf) + "."]
     errors = [f"{res}: {e}" for res, row in r.items() for e in row.get("errors", [])]
@@ -110,11 +113,14 @@ def _memory(r: dict[str, Any]) -> list[str]:
     lines = [f"Memory: RSS beyond the idle service (OpenCV loaded, no camera), cameras polled once a second "
              f"(target: <= {r['target_720p_mb']:.0f} MB per 720p camera with 8 cameras). The first camera also "
              "loads GStreamer's decoder libraries.", "",
-             "| stream | cameras | idle MB | per camera MB | first camera MB | each next camera MB |",
-             "|---|---|---|---|---|---|"]
+             "The last column is the floor without Python: each next copy of the service's decode pipeline "
+             "in one gst-launch process (the decoder's picture pool is most of it).", "",
+             "| stream | cameras | idle MB | per camera MB | first camera MB | each next camera MB | "
+             "each next pipeline alone MB |", "|---|---|---|---|---|---|---|"]
     for res, m in r["by_resolution"].items():
         lines.append(f"| {res} | {m.get('cameras', 3)} | {m['idle_rss_mb']:.0f} | {m['per_camera_mb']:.1f} | "
-                     f"{m['first_camera_mb']:.1f} | {m['next_cameras_mb']:.1f} |")
+                     f"{m['first_camera_mb']:.1f} | {m['next_cameras_mb']:.1f} | "
+                     f"{_n(m.get('pipeline_next_mb'), '{:.1f}')} |")
     return lines
 
 

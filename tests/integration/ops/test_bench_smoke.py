@@ -54,7 +54,7 @@ def test_readme_section_is_replaced_between_markers_only(tmp_path: Path) -> None
                        "python": "3.11", "load_at_start": [0.1, 0.1, 0.1]},
            "results": {"target_720p_mb": 15.0, "by_resolution": {"720p25": {
                "backend": "ffmpeg", "idle_rss_mb": 150.0, "per_camera_mb": 12.5, "first_camera_mb": 20.0,
-               "next_cameras_mb": 8.75}}}}
+               "next_cameras_mb": 8.75, "pipeline_next_mb": 6.25}}}}
     (results / "memory.json").write_text(json.dumps(doc))
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n\n{report.START}\nold figures\n{report.END}\n\nafter\n")
@@ -65,6 +65,8 @@ def test_readme_section_is_replaced_between_markers_only(tmp_path: Path) -> None
     assert "Test CPU, 2 cores, OpenCV 4.6.0" in text and "| 720p25 | 3 | 150 | 12.5 |" in text
     # issue 13's summary: each figure with its target and whether it is met
     assert "| RSS per 720p camera, 3 cameras polled 1/s | <= 15 MB | 12.5 MB |" in text and "| yes |" in text
+    # beside it, the floor without Python: the decode pipeline alone
+    assert "each next decode pipeline alone (gst-launch) 6.2 MB" in text and "| 8.8 | 6.2 |" in text
 
     bare = tmp_path / "BARE.md"
     bare.write_text("# y\n")
