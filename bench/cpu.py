@@ -81,31 +81,22 @@ def _service(ctx: Context, stream: str, out: dict[str, list], info: dict[str, An
         svc.stop()
 
 
-def _process(ctx: Context, key: str, args: list[str], frames: Counter, out: dict[str, list],
+def _process(ctx: Context, key: str, args: list[str], frames: Counter | None, out: dict[str, list],
              info: dict[str, Any]) -> None:
+    """Start `args`, let it settle, measure it. A process that counts no frames (`frames` None:
+    gst-launch) gets a fixed settling time instead of the wait for its first frame."""
     sec, n = _windows(ctx)
     proc = ctx.procs.start(args, f"cpu-{key}")
     try:
-        wait_until(lambda: frames() or proc.poll() is not None, 30, what=f"{key} to decode a frame")
+        if frames is None:
+            time.sleep(ctx.seconds(3.0, 1.0))
+        else:
+            wait_until(lambda: frames() or proc.poll() is not None, 30, what=f"{key} to decode a frame")
         if proc.poll() is not None:
             raise RuntimeError(f"{key} exited with {proc.returncode}")
         time.sleep(ctx.seconds(1.0, 0.2))
-        out[key] += measure(proc.pid, frames, sec, n)
+        out[key] += measure(proc.pid, frames or (lambda: None), sec, n)
         info[f"rss_{key}_mb"] = round(rss_mb(proc.pid), 1)
-    finally:
-        ctx.procs.stop(proc)
-
-
-def _gstreamer_alone(ctx: Context, url: str, out: dict[str, list], info: dict[str, Any]) -> None:
-    """The decode pipeline in gst-launch: it counts no frames, so it gets a fixed settling time."""
-    sec, n = _windows(ctx)
-    proc = ctx.procs.start(gst_alone.launch_args(gst_alone.decode_pipeline(url)), "cpu-gstreamer_alone")
-    try:
-        time.sleep(ctx.seconds(3.0, 1.0))
-        if proc.poll() is not None:
-            raise RuntimeError(f"gst-launch exited with {proc.returncode}")
-        out["gstreamer_alone"] += measure(proc.pid, lambda: None, sec, n)
-        info["rss_gstreamer_alone_mb"] = round(rss_mb(proc.pid), 1)
     finally:
         ctx.procs.stop(proc)
 
@@ -142,7 +133,8 @@ def _one_round(ctx: Context, stream: str, out: dict[str, list], info: dict[str, 
     tag = time.monotonic_ns()
     _attempt("service", info, lambda: _service(ctx, stream, out, info))
     if not ctx.smoke:
-        _attempt("gstreamer_alone", info, lambda: _gstreamer_alone(ctx, url, out, info))
+        args = gst_alone.launch_args(gst_alone.decode_pipeline(url))
+        _attempt("gstreamer_alone", info, lambda: _process(ctx, "gstreamer_alone", args, None, out, info))
     readers = [("read", "naive_read_encode")] + ([] if ctx.smoke else [("grab", "opencv_grab")])
     for mode, key in readers:
         path = ctx.procs.workdir / f"{key}-{stream}-{tag}.count"

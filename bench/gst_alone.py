@@ -12,7 +12,7 @@ import shlex
 from rtsp2jpg.capture.chains import CHAINS, pipeline_for
 from rtsp2jpg.config import CaptureConfig
 
-# The launch strings quote the location; appsink's own defaults apply otherwise.
+# The software H.264 chain: what the service picks on a box without a hardware decoder.
 _SOFTWARE_H264 = next(c for c in CHAINS if c.element == "avdec_h264")
 # The unit's malloc settings (process/malloc.py applies the same to the service), so memory compares.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_ARENA_MAX": "2"}
