@@ -183,7 +183,9 @@ def pipeline_for(chain: Chain, url: str, cfg: CaptureConfig, keyframes_only: boo
         receive = " ! ".join([steps[0], depay, f"{parse} config-interval=-1",
                               f"video/x-{chain.codec},stream-format=byte-stream,alignment=au",
                               "appsink name=au sync=false max-buffers=500"])
-        decode_half = " ! ".join(["appsrc name=src is-live=true format=time"] + tail)
+        # A parser here too: our own RTSP client's units (receivers.py) are bare Annex B access units,
+        # and decoders want the caps a parser finds (size, profile, frame rate).
+        decode_half = " ! ".join(["appsrc name=src is-live=true format=time", parse] + tail)
     return GstPipeline(label=f"gstreamer/{chain.element}", element=chain.element, codec=chain.codec,
                        hardware=chain.hardware, description=" ! ".join(steps + tail), format=chain.format,
                        keyframes_only=keyframes_only, receive=receive, decode=decode_half)

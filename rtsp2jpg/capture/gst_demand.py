@@ -1,7 +1,8 @@
 """Demand-adaptive decoding with GStreamer: receive always, decode only what someone will see.
 
-Two pipelines per camera instead of one: `receive` (rtspsrc, depayloader, an appsink of access
-units) and `decode` (appsrc, parser, the chain's decoder, an appsink of raw pictures). Between
+A receiver and a pipeline per camera instead of one pipeline: the receiver (receivers.py: our own
+RTSP client, or rtspsrc's depayloader and parser) gives access units, and `decode` (appsrc, parser,
+the chain's decoder, an appsink of raw pictures) decodes those it is handed. Between
 them this module keeps the group of pictures since the last keyframe (gop.GopBuffer) and decides
 per pull whether to feed the decoder (gop.Demand): while someone reads at least once per keyframe
 interval every unit is decoded as it arrives; otherwise the units are only kept, and the next read
@@ -21,6 +22,8 @@ from typing import Any
 
 from rtsp2jpg.capture import gst
 from rtsp2jpg.capture.gop import Demand, GopBuffer, Target, Unit
+from rtsp2jpg.capture.receivers import Receiver, open_receiver
+from rtsp2jpg.capture.rtsp.wire import Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +37,10 @@ _NO_PTS = (1 << 64) - 1  # GST_CLOCK_TIME_NONE
 class DemandPipeline:
     """One camera's receive and decode pipelines; pull and picture from one thread, close from any."""
 
-    def __init__(self, receive: str, decode: str, label: str, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, receiver: Receiver, decode: str, label: str, clock: Callable[[], float] = time.monotonic,
                  hold_sec: float | None = None) -> None:
         self.label = label
-        self.description = receive
-        self._rx = gst.Pipeline(receive, label)
+        self._rx = receiver
         try:
             self._dec = gst.Pipeline(decode, label, guarded=False)
         except BaseException:
@@ -62,11 +64,15 @@ class DemandPipeline:
     def gop(self) -> GopBuffer:
         return self._gop
 
+    @property
+    def receiver(self) -> str:
+        return self._rx.name
+
     def start(self) -> None:
+        """Start the decoder (the receiver is already receiving: open_receiver started it)."""
         if self._src is None:
             raise gst.PipelineError(f"{self.label}: the decode pipeline has no appsrc named src")
         self._dec.start()
-        self._rx.start()
 
     def pull(self, timeout: float) -> Any | None:
         """Wait up to `timeout` s for new access units and take them all; then, if someone reads
@@ -102,27 +108,29 @@ class DemandPipeline:
 
     def _receive(self, timeout: float) -> bool:
         """Move every waiting access unit into the buffer (at least one, within `timeout`)."""
-        sample = self._rx.pull(timeout)
-        if sample is None:
+        units = self._rx.units(timeout)
+        if units is None:
             self.failure = self._rx.failure  # empty on a plain timeout: the caller words that
             return False
-        while sample is not None:
-            self._keep(sample)
-            sample = self._rx.pull(0.0005) if not self._rx.failure else None
+        caps = self._rx.caps
+        if caps is not None and caps is not self._caps:
+            self._caps = caps  # a new resolution or codec setup mid-stream (rtspsrc's parser says so)
+            self._src.set_property("caps", self._gst.Caps.from_string(caps) if isinstance(caps, str) else caps)
+        for unit in units:
+            if self._gop.add(unit):
+                self.demand.keyframe()
         return True
 
-    def _keep(self, sample: Any) -> None:
-        buf = sample.get_buffer()
-        if buf is None:
-            return
-        caps = sample.get_caps()
-        if caps is not None and (self._caps is None or not caps.is_equal(self._caps)):
-            self._caps = caps
-            self._src.set_property("caps", caps)  # a new resolution or codec setup mid-stream
-        pts = buf.pts if buf.pts != _NO_PTS else None
-        key = not buf.has_flags(self._gst.BufferFlags.DELTA_UNIT)
-        if self._gop.add(Unit(buf, key, buf.get_size(), pts, time.monotonic())):
-            self.demand.keyframe()
+    def _buffer(self, unit: Unit) -> Any:
+        """The unit as a Gst.Buffer: rtspsrc's already is one; our client's bytes are wrapped (no copy)."""
+        if not isinstance(unit.data, bytes):
+            return unit.data
+        buf = self._gst.Buffer.new_wrapped(unit.data)
+        if unit.pts is not None:
+            buf.pts = unit.pts
+        if not unit.key:
+            buf.set_flags(self._gst.BufferFlags.DELTA_UNIT)
+        return buf
 
     def _glance(self) -> Any | None:
         """The decoded keyframe of the buffered group, if the decoder has not had it yet (a decoder
@@ -139,7 +147,7 @@ class DemandPipeline:
         if not units:
             return None
         for unit in units:
-            flow = self._src.emit("push-buffer", unit.data)
+            flow = self._src.emit("push-buffer", self._buffer(unit))
             if flow != self._gst.FlowReturn.OK:
                 self.failure = f"the decoder refused data ({flow.value_nick})"
                 return None
@@ -165,13 +173,15 @@ class DemandPipeline:
         return newest
 
 
-def open_demand(receive: str, decode: str, label: str, timeout: float) -> tuple[DemandPipeline, Any]:
-    """Start both pipelines and decode the first picture within `timeout` s: (pipeline, sample).
+def open_demand(receive: str, decode: str, label: str, timeout: float, url: str = "",
+                cancelled: Cancelled | None = None) -> tuple[DemandPipeline, Any]:
+    """Start the receiver (ours on `url` where given and possible, else rtspsrc's `receive`) and the
+    decoder, and decode the first picture within `timeout` s: (pipeline, sample).
 
     PipelineError (redacted) when either fails or no picture comes in time; nothing is left running.
     """
-    pipe = DemandPipeline(receive, decode, label)
     deadline = time.monotonic() + timeout
+    pipe = DemandPipeline(open_receiver(receive, url, timeout, label, cancelled), decode, label)
     try:
         pipe.start()
         sample = None

@@ -147,7 +147,8 @@ class DirectCapture:
 def _open_direct(spec: SourceSpec) -> DirectCapture:
     try:
         if spec.decode:
-            pipe, first = gst_demand.open_demand(spec.receive, spec.decode, spec.label, spec.open_timeout_sec)
+            pipe, first = gst_demand.open_demand(spec.receive, spec.decode, spec.label, spec.open_timeout_sec,
+                                                 spec.rtsp_url)
         else:
             pipe, first = gst.open_pipeline(spec.target, spec.label, spec.open_timeout_sec)
     except gst.PipelineError as e:

@@ -38,6 +38,9 @@ class SourceSpec:
     # and decode halves of `target` (chains.GstPipeline); empty = decode every frame in one pipeline.
     receive: str = ""
     decode: str = ""
+    # The camera URL where our own RTSP client receives instead of `receive` (capture.rtsp_client: own,
+    # RTSP over TCP, rtsp://); it falls back to `receive` for a camera it cannot take.
+    rtsp_url: str = ""
 
     def __repr__(self) -> str:  # keep passwords out of reprs that end up in tracebacks
         return f"SourceSpec({self.label!r})"
@@ -106,11 +109,18 @@ def _gstreamer_sources(url: str, cfg: CaptureConfig, caps: Capabilities) -> list
     if not caps.backends.get("gstreamer"):
         return []
     adaptive = cfg.decode == "adaptive" and caps.direct_gstreamer
+    own = adaptive and own_client(url, cfg)
     return [SourceSpec(p.label, "gstreamer", p.description, pixel_format=p.format, codec=p.codec,
                        poll_sec=0.0 if p.keyframes_only else GST_POLL_SEC, open_timeout_sec=cfg.open_timeout_sec,
                        read_timeout_sec=cfg.stall_timeout_sec, hardware=p.hardware,
-                       receive=p.receive if adaptive else "", decode=p.decode if adaptive else "")
+                       receive=p.receive if adaptive else "", decode=p.decode if adaptive else "",
+                       rtsp_url=url if own and p.receive else "")
             for p in chains.gst_pipelines(url, cfg, caps.elements, caps.board)]
+
+
+def own_client(url: str, cfg: CaptureConfig) -> bool:
+    """Whether our RTSP client (capture/rtsp/session.py) may receive `url`: RTSP over TCP, no TLS."""
+    return cfg.rtsp_client == "own" and cfg.transport == "tcp" and url[:7].lower() == "rtsp://"
 
 
 # backend name -> builder(url, capture config, capabilities) -> sources; `candidates` orders them.

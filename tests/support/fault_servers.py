@@ -130,11 +130,12 @@ SDP = ("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=fake\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r
 
 
 class FakeRtsp(_Server):
-    """A plain-socket RTSP server: `no_rtp` plays nothing after PLAY; `auth` answers 401 to DESCRIBE."""
+    """A plain-socket RTSP server: `no_rtp` plays nothing after PLAY; `auth` answers 401 to DESCRIBE;
+    `udp_only` answers a SETUP for RTP over TCP with 461 Unsupported Transport."""
 
     def __init__(self, mode: str = "no_rtp") -> None:
         super().__init__()
-        assert mode in ("no_rtp", "auth")
+        assert mode in ("no_rtp", "auth", "udp_only")
         self.mode = mode
         self.requests: list[tuple[float, str, bool]] = []  # (time, method, had Authorization)
 
@@ -168,6 +169,8 @@ class FakeRtsp(_Server):
                     f"Content-Length: {len(SDP)}\r\n\r\n{SDP}")
         if method == "SETUP":
             transport = headers.get("transport", "RTP/AVP/TCP;unicast;interleaved=0-1")
+            if self.mode == "udp_only" and "TCP" in transport.upper():
+                return f"RTSP/1.0 461 Unsupported Transport\r\n{head}\r\n"
             return f"RTSP/1.0 200 OK\r\n{head}Transport: {transport}\r\nSession: 12345678;timeout=60\r\n\r\n"
         if method in ("PLAY", "TEARDOWN", "GET_PARAMETER", "SET_PARAMETER"):
             return f"RTSP/1.0 200 OK\r\n{head}Session: 12345678\r\n\r\n"
@@ -238,6 +241,9 @@ class DripServer(_Server):
                 self.dripping -= 1
 
 
+_REQUEST_LINE = re.compile(rb"(?m)^([A-Z_]+) rtsps?://\S* RTSP/1\.0\r$")
+
+
 class Relay(_Server):
     """TCP relay to `upstream_port`; `cut()`, `stall()`/`resume()` and `garble(rate)` inject faults.
 
@@ -253,6 +259,7 @@ class Relay(_Server):
         self._running.set()
         self.garble_rate = 0.0
         self.packets = 0
+        self.methods: list[str] = []  # the client's requests, by method, in order
         self._rng = random.Random(1234)
 
     def stall(self) -> None:
@@ -263,6 +270,9 @@ class Relay(_Server):
 
     def garble(self, rate: float) -> None:
         self.garble_rate = rate
+
+    def count(self, method: str) -> int:
+        return self.methods.count(method)
 
     def cut(self) -> None:
         """Close every relayed connection now, wherever the byte stream is (mid-frame, mid-packet)."""
@@ -282,6 +292,7 @@ class Relay(_Server):
     def _pump_up(self, client: socket.socket, up: socket.socket) -> None:
         try:
             while data := client.recv(65536):
+                self.methods += [m.decode() for m in _REQUEST_LINE.findall(data)]
                 up.sendall(data)
         except OSError:
             pass

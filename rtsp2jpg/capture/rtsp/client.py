@@ -54,12 +54,16 @@ def authorization(challenges: list[str], method: str, uri: str, user: str, passw
     return None
 
 
-def request(sock: socket.socket, method: str, uri: str, cseq: int, auth: str | None,
-             deadline: wire.Deadline) -> wire.Response:
-    lines = [f"{method} {uri} RTSP/1.0", f"CSeq: {cseq}", f"User-Agent: {USER_AGENT}", "Accept: application/sdp"]
+def request_lines(method: str, uri: str, cseq: int, auth: str | None, headers: tuple[str, ...] = ()) -> list[str]:
+    lines = [f"{method} {uri} RTSP/1.0", f"CSeq: {cseq}", f"User-Agent: {USER_AGENT}", *headers]
     if auth:
         lines.append(f"Authorization: {auth}")
-    return wire.exchange(sock, lines, deadline)
+    return lines
+
+
+def request(sock: socket.socket, method: str, uri: str, cseq: int, auth: str | None,
+            deadline: wire.Deadline, headers: tuple[str, ...] = ("Accept: application/sdp",)) -> wire.Response:
+    return wire.exchange(sock, request_lines(method, uri, cseq, auth, headers), deadline)
 
 
 def describe(sock: socket.socket, bare: str, user: str | None, password: str | None,

@@ -15,9 +15,8 @@ from urllib.parse import unquote, urlsplit
 
 from rtsp2jpg.capture.rtsp import wire as rtspio
 from rtsp2jpg.capture.rtsp.client import describe
+from rtsp2jpg.capture.rtsp.sdp import video_track
 from rtsp2jpg.urls import host_of, split_credentials
-
-_ENCODINGS = {"H264": "h264", "H265": "h265", "HEVC": "h265"}
 
 
 @dataclass(frozen=True)
@@ -32,24 +31,8 @@ class ProbeResult:
 
 def codec_from_sdp(sdp: str) -> str | None:
     """The codec of the first video media (`m=video ...` then `a=rtpmap:<pt> H264/90000`)."""
-    in_video = False
-    payloads: list[str] = []
-    for raw in sdp.splitlines():
-        line = raw.strip()
-        if line.startswith("m="):
-            if in_video:
-                break  # only the first video media
-            fields = line[2:].split()
-            in_video = bool(fields) and fields[0] == "video"
-            payloads = fields[3:]
-        elif in_video and line.lower().startswith("a=rtpmap:"):
-            pt, _, rest = line[9:].partition(" ")
-            if payloads and pt not in payloads:
-                continue
-            encoding = rest.split("/")[0].strip().upper()
-            if encoding in _ENCODINGS:
-                return _ENCODINGS[encoding]
-    return None
+    track = video_track(sdp)
+    return track.codec if track is not None and track.codec else None
 
 
 def probe(url: str, timeout: float = 5.0, cancelled: rtspio.Cancelled | None = None) -> ProbeResult:

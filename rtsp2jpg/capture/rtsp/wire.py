@@ -105,6 +105,7 @@ class Response:
     status: int
     headers: dict[str, list[str]]  # lower-case names, every value in order
     body: bytes
+    rest: bytes = b""  # what came after the reply in the same read (after PLAY: the first RTP frames)
 
     def header(self, name: str, default: str = "") -> str:
         values = self.headers.get(name.lower())
@@ -148,16 +149,21 @@ def read_response(sock: socket.socket, deadline: Deadline) -> Response:
         if not chunk:
             break
         body += chunk
-    return Response(int(m.group(1)), headers, body[:length])
+    return Response(int(m.group(1)), headers, body[:length], body[length:])
+
+
+def encode(lines: list[str]) -> bytes:
+    """A request's bytes from its request line and headers."""
+    if any("\r" in line or "\n" in line for line in lines):
+        # URL validation refuses control characters; a header value with CR/LF must still never go out.
+        raise ValueError("refusing to send an RTSP header with CR/LF")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
 
 def exchange(sock: socket.socket, lines: list[str], deadline: Deadline) -> Response:
     """Send one request (its request line and headers; a few hundred bytes, so sending never blocks
     long) and read its reply, both bounded."""
-    if any("\r" in line or "\n" in line for line in lines):
-        # URL validation refuses control characters; a header value with CR/LF must still never go out.
-        raise ValueError("refusing to send an RTSP header with CR/LF")
-    request = "\r\n".join(lines) + "\r\n\r\n"
+    request = encode(lines)
     sock.settimeout(deadline.slice() * 4)  # <= 1 s; raises first if cancelled or out of time
-    sock.sendall(request.encode("utf-8"))
+    sock.sendall(request)
     return read_response(sock, deadline)

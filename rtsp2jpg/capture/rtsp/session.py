@@ -1,0 +1,279 @@
+"""Our own RTSP session over TCP: DESCRIBE, SETUP of the video track, PLAY, keep-alives, TEARDOWN, and
+the track's RTP packets read off the connection only when the camera thread asks for them.
+
+Why not rtspsrc for the receive half of adaptive decoding: rtspsrc wakes its threads for every packet
+(~250 per second at 720p25, 2.3 Mbit/s), and on a small board each wake-up costs more than the work it
+does (measured here: 50 wake-ups/s of an idle Python loop cost 5 ms of CPU per second, 250/s 13 ms).
+`rtspsrc ! depay ! parse` alone cost 0.29x the decode floor with nobody reading. This client reads
+whatever the socket holds when the camera thread wakes (4 times a second while nobody reads), so the
+kernel's socket buffer does the batching. It speaks only what that needs: rtsp://, RTP over the RTSP
+connection (interleaved), H.264/H.265, Basic and Digest auth. Anything else raises `Unsupported`, and
+rtspsrc receives that camera instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import threading
+import time
+from urllib.parse import unquote, urlsplit
+
+from rtsp2jpg.capture.rtsp import client, wire
+from rtsp2jpg.capture.rtsp.fmtp import unsupported
+from rtsp2jpg.capture.rtsp.interleaved import Demuxer
+from rtsp2jpg.capture.rtsp.sdp import Track, video_track
+from rtsp2jpg.urls import host_of, split_credentials
+
+log = logging.getLogger(__name__)
+
+MAX_READ = 4 * 1024 * 1024  # bytes taken off the socket per wake-up; the rest waits for the next
+_DEFAULT_TIMEOUT_SEC = 60  # RFC 2326's session timeout when the camera names none
+_RECV = 256 * 1024
+
+
+class Unsupported(Exception):
+    """The camera needs something this client does not speak (a redirect, UDP only, another codec or
+    packetization): rtspsrc is used for it instead. Never carries credentials."""
+
+
+class SessionError(RuntimeError):
+    """A definite failure (refused login, no such stream, connection lost); the message has no password."""
+
+
+class Session:
+    """One camera connection: open() (the whole handshake within `timeout`), then packets() from one
+    thread; close() from any thread ends a packets() wait at once."""
+
+    def __init__(self, url: str, timeout: float, cancelled: wire.Cancelled | None = None) -> None:
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "rtsp" or not parts.hostname:
+            raise Unsupported("only rtsp:// is received by our own client")
+        self._bare, user, password = split_credentials(url)
+        self._user = unquote(user) if user is not None else None
+        self._password = unquote(password) if password is not None else ""
+        self._host, self._port = parts.hostname, parts.port or 554
+        self.where = host_of(url)
+        self._timeout, self._cancelled = timeout, cancelled
+        self._sock: socket.socket | None = None
+        self._send_lock = threading.Lock()
+        self._challenges: list[str] = []
+        self._cseq = 0
+        self._session_id = ""
+        self._keepalive_sec = _DEFAULT_TIMEOUT_SEC / 2
+        self._next_keepalive = 0.0
+        self._channel = 0
+        self._control = self._bare  # the session's URL: PLAY, keep-alives, TEARDOWN
+        self._demux = Demuxer()
+        self._pending: list[tuple[int, bytes]] = []
+        self._poll: select.poll | None = None
+        self._closed = threading.Event()
+        self.track: Track | None = None
+        self.received = 0  # bytes read after PLAY
+
+    # -- the handshake -------------------------------------------------------------------------
+
+    def open(self) -> Track:
+        """Connect, DESCRIBE, SETUP the video track over TCP, PLAY. Raises Unsupported, SessionError,
+        wire.ExchangeCancelled; nothing is left open when it raises."""
+        deadline = wire.Deadline(self._timeout, self._cancelled)
+        try:
+            self._sock = wire.connect(self._host, self._port, deadline)
+            track = self._describe(deadline)
+            self._setup(track, deadline)
+            self._play(deadline)
+        except (Unsupported, wire.ExchangeCancelled):
+            self.close()
+            raise
+        except wire.DeadlineExceeded as e:
+            self.close()
+            slow = "answers RTSP too slowly" if e.partial else "does not answer RTSP"
+            raise SessionError(f"{self.where} {slow} (no complete handshake within {self._timeout:g}s)") from None
+        except ConnectionRefusedError:
+            self.close()
+            raise SessionError(f"connection refused by {self.where}") from None
+        except (OSError, ValueError, UnicodeError) as e:
+            self.close()
+            raise SessionError(f"{self.where}: {type(e).__name__} during the RTSP handshake") from None
+        except BaseException:
+            self.close()
+            raise
+        self._sock.setblocking(False)
+        self._poll = select.poll()
+        self._poll.register(self._sock, select.POLLIN)
+        self.track = track
+        return track
+
+    def _request(self, method: str, uri: str, deadline: wire.Deadline, *headers: str) -> wire.Response:
+        """One request, answered once more with credentials when the camera challenges it (401)."""
+        assert self._sock is not None
+        for attempt in range(2):
+            self._cseq += 1
+            lines = client.request_lines(method, uri, self._cseq, self._authorization(method, uri), headers)
+            resp = wire.exchange(self._sock, lines, deadline)
+            fresh = resp.headers.get("www-authenticate", [])
+            if resp.status != 401 or attempt or self._user is None or not fresh:
+                return resp
+            self._challenges = fresh
+        return resp
+
+    def _authorization(self, method: str, uri: str) -> str | None:
+        if not self._challenges or self._user is None:
+            return None
+        return client.authorization(self._challenges, method, uri, self._user, self._password)
+
+    def _describe(self, deadline: wire.Deadline) -> Track:
+        resp = self._request("DESCRIBE", self._bare, deadline, "Accept: application/sdp")
+        self._refuse(resp, "DESCRIBE")
+        base = resp.header("content-base") or resp.header("content-location") or self._bare
+        track = video_track(resp.body.decode("utf-8", "replace"), base)
+        if track is None or not track.codec:
+            raise Unsupported("the camera's SDP has no H.264 or H.265 video track")
+        why = unsupported(track.codec, track.fmtp)
+        if why:
+            raise Unsupported(why)
+        return track
+
+    def _setup(self, track: Track, deadline: wire.Deadline) -> None:
+        resp = self._request("SETUP", track.control, deadline, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1")
+        if resp.status == 461:
+            raise Unsupported("the camera does not offer RTP over TCP")
+        self._refuse(resp, "SETUP")
+        transport = resp.header("transport").lower()
+        channel = _interleaved_channel(transport)
+        if "tcp" not in transport or channel is None:
+            raise Unsupported("the camera answered SETUP without an interleaved TCP transport")
+        self._channel = channel
+        session = resp.header("session")
+        self._session_id, timeout = _session(session)
+        if not self._session_id:
+            raise Unsupported("the camera answered SETUP without a session")
+        self._keepalive_sec = max(5.0, timeout / 2)
+        self._control = track.aggregate or self._bare
+
+    def _play(self, deadline: wire.Deadline) -> None:
+        resp = self._request("PLAY", self._control, deadline, f"Session: {self._session_id}", "Range: npt=0.000-")
+        self._refuse(resp, "PLAY")
+        self._next_keepalive = time.monotonic() + self._keepalive_sec
+        if resp.rest:  # the first frames came in the same read as the reply
+            self.received += len(resp.rest)
+            self._pending += self._demux.feed(resp.rest)
+
+    def _refuse(self, resp: wire.Response, method: str) -> None:
+        """SessionError for an answer no other client would get past either (a DESCRIBE refused),
+        Unsupported for the rest: a SETUP or PLAY refused after DESCRIBE worked is more likely our
+        reading of the camera's URLs than the camera's verdict, so rtspsrc gets to try."""
+        code = resp.status
+        if code == 200:
+            return
+        if method != "DESCRIBE":
+            raise Unsupported(f"the camera answered {method} with RTSP status {code}")
+        if code == 401:
+            why = "wrong user name or password" if self._user is not None else "the URL has no credentials"
+            raise SessionError(f"authentication failed (401) at {self.where}: {why}")
+        if code in (403, 404):
+            reason = "forbidden" if code == 403 else "no such stream"
+            raise SessionError(f"{reason} ({code}) at {self.where}")
+        raise Unsupported(f"the camera answered {method} with RTSP status {code}")
+
+    # -- streaming -----------------------------------------------------------------------------
+
+    def packets(self, timeout: float) -> list[bytes]:
+        """The video track's RTP packets received so far, waiting up to `timeout` s for one; [] when
+        none came. SessionError when the connection ended (or close() was called)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._keep_alive()
+            out = self._take()
+            left = deadline - time.monotonic()
+            if out or left <= 0:
+                return out
+            self._wait(min(left, wire.SLICE_SEC))
+
+    def _take(self) -> list[bytes]:
+        """Everything the socket holds (up to MAX_READ), as the video channel's packets."""
+        frames, self._pending = self._pending, []
+        sock = self._sock
+        if sock is None or self._closed.is_set():
+            raise SessionError("the session was closed")
+        taken = 0
+        while taken < MAX_READ:
+            try:
+                chunk = sock.recv(_RECV)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:
+                raise SessionError(f"connection to {self.where} lost ({type(e).__name__})") from None
+            if not chunk:
+                raise SessionError(f"{self.where} closed the connection")
+            taken += len(chunk)
+            frames += self._demux.feed(chunk)
+        self.received += taken
+        return [payload for channel, payload in frames if channel == self._channel]
+
+    def _wait(self, seconds: float) -> None:
+        poll = self._poll
+        if poll is None or self._closed.is_set():
+            return
+        try:
+            poll.poll(int(seconds * 1000) + 1)
+        except (OSError, ValueError):
+            pass  # closed under us: the next _take() says so
+
+    def _keep_alive(self) -> None:
+        """An OPTIONS with our session every half session timeout; its reply is skipped by the demuxer."""
+        now = time.monotonic()
+        if now < self._next_keepalive:
+            return
+        self._next_keepalive = now + self._keepalive_sec
+        self._send("OPTIONS", self._control, f"Session: {self._session_id}")
+
+    def _send(self, method: str, uri: str, *headers: str) -> None:
+        """Send a request without waiting for its answer (best effort: a full socket buffer skips it)."""
+        sock = self._sock
+        if sock is None:
+            return
+        with self._send_lock:
+            self._cseq += 1
+            try:
+                auth = self._authorization(method, uri)
+                sock.send(wire.encode(client.request_lines(method, uri, self._cseq, auth, headers)), socket.MSG_DONTWAIT)
+            except (OSError, ValueError):  # ValueError: a session id with a line break, never sent
+                pass
+
+    def close(self) -> None:
+        """TEARDOWN (best effort) and close the connection; safe from any thread, safe twice."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        sock = self._sock
+        if sock is None:
+            return
+        if self._session_id:
+            self._send("TEARDOWN", self._control, f"Session: {self._session_id}")
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a poll() in the camera thread
+        except OSError:
+            pass
+        sock.close()
+
+
+def _interleaved_channel(transport: str) -> int | None:
+    for part in transport.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == "interleaved":
+            first = value.split("-")[0].strip()
+            return int(first) if first.isdigit() and int(first) < 256 else None
+    return None
+
+
+def _session(header: str) -> tuple[str, float]:
+    """`12345678;timeout=60` -> ("12345678", 60.0); the timeout defaults to 60 s."""
+    sid, _, rest = header.partition(";")
+    timeout = float(_DEFAULT_TIMEOUT_SEC)
+    for part in rest.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "timeout" and value.strip().isdigit():
+            timeout = float(min(int(value.strip()), 3600))
+    return sid.strip(), timeout
