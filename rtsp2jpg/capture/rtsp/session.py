@@ -237,8 +237,8 @@ class Session:
         with self._send_lock:
             self._cseq += 1
             try:
-                auth = self._authorization(method, uri)
-                sock.send(wire.encode(client.request_lines(method, uri, self._cseq, auth, headers)), socket.MSG_DONTWAIT)
+                lines = client.request_lines(method, uri, self._cseq, self._authorization(method, uri), headers)
+                sock.send(wire.encode(lines), socket.MSG_DONTWAIT)
             except (OSError, ValueError):  # ValueError: a session id with a line break, never sent
                 pass
 
