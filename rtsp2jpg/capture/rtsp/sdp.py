@@ -24,7 +24,7 @@ class Track:
 def video_track(sdp: str, base: str = "") -> Track | None:
     """The first `m=video` media of `sdp`: its first payload type with a known rtpmap (else its first),
     the control attribute resolved against `base` (Content-Base, else the request URL). None without video."""
-    in_video, seen_video, payloads = False, False, []
+    in_video, seen_video, in_session, payloads = False, False, True, []
     control, session_control = "", ""
     rtpmap: dict[str, tuple[str, int]] = {}
     fmtp: dict[str, str] = {}
@@ -33,11 +33,11 @@ def video_track(sdp: str, base: str = "") -> Track | None:
         if line.startswith("m="):
             if in_video:
                 break  # only the first video media
-            fields = line[2:].split()
+            fields, in_session = line[2:].split(), False
             in_video = bool(fields) and fields[0] == "video"
             seen_video = seen_video or in_video
             payloads = [p for p in fields[3:] if p.isdigit()]
-        elif not seen_video and line.lower().startswith("a=control:"):
+        elif in_session and line.lower().startswith("a=control:"):
             session_control = line[10:].strip()
         elif not in_video:
             continue
