@@ -76,11 +76,11 @@ class DemandPipeline:
 
     def pull(self, timeout: float) -> Any | None:
         """Wait up to `timeout` s for new access units and take them all; then, if someone reads
-        often, decode them and return the newest picture, else return BUFFERED. None when the
-        stream failed, ended or stalled."""
+        often (and will see them: Demand.ahead), decode them and return the newest picture, else
+        return BUFFERED. None when the stream failed, ended or stalled."""
         if not self._receive(timeout):
             return None
-        if not self.demand.continuous():
+        if not self.demand.continuous() or not self.demand.ahead():
             return BUFFERED
         sample = self._decode(timeout)
         return sample if sample is not None else (None if self.failure else BUFFERED)

@@ -115,3 +115,35 @@ def test_the_target_is_the_newest_picture_or_with_b_frames_the_one_before_the_la
     assert reordered.after([unit(False, pts=160)]) == 80  # the decoder holds 160 until the next unit
     assert reordered.after([unit(False, pts=120), unit(False, pts=240)]) == 160
     assert Target().after([unit(True)]) is None
+
+
+def test_decoding_ahead_stops_when_the_next_keyframe_comes_before_the_next_read() -> None:
+    now = [100.0]
+    demand = Demand(lambda: now[0])
+    assert demand.ahead()  # nothing measured yet: decode
+    demand.keyframe()
+    now[0] += 2.0
+    demand.keyframe()  # a 2 s keyframe interval, the last at 102.0
+    now[0] += 0.5
+    demand.read()  # 102.5
+    assert demand.ahead()  # one read: no read interval yet
+    now[0] += 1.0
+    demand.read()  # 103.5: reads every 1 s; the next at 104.5, the next keyframe at 104.0
+    assert not demand.ahead()  # what arrives until then is never seen
+    now[0] += 0.5
+    demand.keyframe()  # 104.0: the group that the next read will see has begun
+    assert demand.ahead()
+    now[0] += 0.5
+    demand.read()  # 104.5, the next at 105.5, the keyframe after 104.0 at 106.0
+    assert demand.ahead()
+
+
+def test_fast_readers_always_decode_ahead() -> None:
+    now = [0.0]
+    demand = Demand(lambda: now[0])
+    for _ in range(60):  # 10 reads/s, a keyframe every 2 s
+        now[0] += 0.1
+        if round(now[0] * 10) % 20 == 0:
+            demand.keyframe()
+        demand.read()
+        assert demand.ahead()
