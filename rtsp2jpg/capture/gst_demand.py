@@ -22,7 +22,7 @@ from typing import Any
 
 from rtsp2jpg.capture import gst
 from rtsp2jpg.capture.gop import Demand, GopBuffer, Target, Unit
-from rtsp2jpg.capture.receivers import Receiver, open_receiver
+from rtsp2jpg.capture.receivers import Receiver, gave_nothing, open_receiver
 from rtsp2jpg.capture.rtsp.wire import Cancelled
 
 log = logging.getLogger(__name__)
@@ -199,6 +199,8 @@ def open_demand(receive: str, decode: str, label: str, timeout: float, url: str 
         raise
     if sample is None:
         why = pipe.failure or f"no frame within the open timeout ({timeout:g} s)"
+        if url and pipe.receiver == "rtsp2jpg" and not pipe.gop.started and not (cancelled and cancelled()):
+            gave_nothing(url)  # a session that never gave a keyframe: perhaps rtspsrc does better
         pipe.close()
         raise gst.PipelineError(f"{label}: {why}")
     return pipe, sample

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from rtsp2jpg.capture import gst
@@ -84,7 +85,6 @@ class RtspReceiver:
         self._session = Session(url, timeout, cancelled)  # Unsupported for anything but rtsp://
         self._depay: depay.Depayloader | None = None
         self._timeline = rtp.Timeline()
-        self._payload_type = -1
         self.caps: Any = None
         self.failure = ""
         self.malformed = 0  # packets that were not RTP
@@ -99,7 +99,6 @@ class RtspReceiver:
             raise gst.PipelineError(f"{self.label}: stopped while opening") from None
         self._depay = depay.depayloader(track.codec, fmtp.parameter_sets(track.codec, track.fmtp))
         self._timeline = rtp.Timeline(track.clock_rate)
-        self._payload_type = track.payload_type
         self.caps = f"video/x-{track.codec},stream-format=byte-stream,alignment=au"
 
     def units(self, timeout: float) -> list[Unit] | None:
@@ -126,8 +125,6 @@ class RtspReceiver:
                 except ValueError:
                     self.malformed += 1
                     continue
-                if packet.payload_type != self._payload_type:
-                    continue
                 for au in depayloader.push(packet):
                     out.append(Unit(au.data, au.key, len(au.data), self._timeline.ns(au.timestamp), now))
         return out
@@ -136,11 +133,36 @@ class RtspReceiver:
         self._session.close()
 
 
+# Cameras whose session our client opened but which gave it no keyframe: rtspsrc receives them for
+# the next GAVE_NOTHING_SEC (a camera that needs something only rtspsrc does keeps working; one that was
+# merely restarting comes back to our client). Bounded: the oldest entry goes first.
+_GAVE_NOTHING: dict[str, float] = {}
+_GAVE_NOTHING_MAX = 256
+GAVE_NOTHING_SEC = 600.0
+
+
+def gave_nothing(url: str, clock: Callable[[], float] = time.monotonic) -> None:
+    """Our client's session on `url` opened but no keyframe came: rtspsrc gets the next attempts."""
+    log.warning("a camera gave our RTSP client no picture: rtspsrc receives it for the next %g s", GAVE_NOTHING_SEC)
+    _GAVE_NOTHING.pop(url, None)
+    _GAVE_NOTHING[url] = clock() + GAVE_NOTHING_SEC
+    while len(_GAVE_NOTHING) > _GAVE_NOTHING_MAX:
+        del _GAVE_NOTHING[next(iter(_GAVE_NOTHING))]
+
+
+def _ours(url: str, clock: Callable[[], float] = time.monotonic) -> bool:
+    until = _GAVE_NOTHING.get(url)
+    if until is not None and clock() >= until:
+        del _GAVE_NOTHING[url]
+        until = None
+    return bool(url) and until is None
+
+
 def open_receiver(receive: str, url: str, timeout: float, label: str,
                   cancelled: Cancelled | None = None) -> Receiver:
     """Ours where `url` is given and the camera speaks what it needs, else rtspsrc's `receive` pipeline;
     started. gst.PipelineError when the camera failed definitely (no second login is tried then)."""
-    if url:
+    if _ours(url):
         own = None
         try:
             own = RtspReceiver(url, timeout, label, cancelled)

@@ -138,6 +138,7 @@ class FakeRtsp(_Server):
         assert mode in ("no_rtp", "auth", "udp_only")
         self.mode = mode
         self.requests: list[tuple[float, str, bool]] = []  # (time, method, had Authorization)
+        self.agents: list[tuple[str, str]] = []  # (method, User-Agent): which client asked
 
     def serve(self, conn: socket.socket) -> None:
         buf = b""
@@ -153,6 +154,7 @@ class FakeRtsp(_Server):
                 buf += conn.recv(4096)
             buf = buf[length:]
             self.requests.append((time.monotonic(), method, "authorization" in headers))
+            self.agents.append((method, headers.get("user-agent", "")))
             conn.sendall(self._answer(method, url, headers).encode())
 
     def _answer(self, method: str, url: str, headers: dict[str, str]) -> str:

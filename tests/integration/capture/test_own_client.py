@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from rtsp2jpg.capture import opencv as pipeline
-from rtsp2jpg.capture import sources
+from rtsp2jpg.capture import receivers, sources
 from rtsp2jpg.capture.sources import SourceError
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.demo.timecode import decode_stamp
@@ -152,3 +152,16 @@ def test_a_refused_login_is_one_login_and_says_why_without_the_password() -> Non
         assert "s3cret" not in message and "viewer:" not in message
         # One DESCRIBE without and one with credentials; no second client logging in after ours.
         assert fake.count("DESCRIBE") == 2 and [a for _, m, a in fake.requests if m == "DESCRIBE"] == [False, True]
+
+
+def test_a_camera_that_gives_our_client_no_picture_goes_to_rtspsrc_for_a_while() -> None:
+    with FakeRtsp("no_rtp") as fake:
+        spec = _spec(fake.url("cam"), open_timeout_sec=1.5)
+        try:
+            for _ in range(2):
+                with pytest.raises(SourceError, match="no frame within the open timeout"):
+                    pipeline.open_source(spec)
+        finally:
+            receivers._GAVE_NOTHING.pop(spec.rtsp_url, None)
+        plays = [agent for method, agent in fake.agents if method == "PLAY"]
+        assert len(plays) == 2 and plays[0] == "rtsp2jpg" and plays[1].startswith("GStreamer"), plays

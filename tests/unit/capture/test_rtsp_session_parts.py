@@ -139,3 +139,26 @@ def test_any_session_or_transport_header_reads_without_raising(header: str) -> N
     assert 0 <= timeout <= 3600 and ";" not in sid
     channel = session._interleaved_channel(header.lower())
     assert channel is None or 0 <= channel < 256
+
+
+# --- who receives a camera that gave our client nothing ---------------------------------------------
+def test_a_camera_that_gave_our_client_nothing_goes_to_rtspsrc_for_a_while_and_the_list_is_bounded() -> None:
+    from rtsp2jpg.capture import receivers
+
+    now = [1000.0]
+    saved = dict(receivers._GAVE_NOTHING)
+    receivers._GAVE_NOTHING.clear()
+    try:
+        url = "rtsp://cam.example/live"
+        assert receivers._ours(url, lambda: now[0]) and not receivers._ours("", lambda: now[0])
+        receivers.gave_nothing(url, lambda: now[0])
+        assert not receivers._ours(url, lambda: now[0])
+        now[0] += receivers.GAVE_NOTHING_SEC
+        assert receivers._ours(url, lambda: now[0])  # its time is up: ours again
+        for i in range(receivers._GAVE_NOTHING_MAX + 50):
+            receivers.gave_nothing(f"rtsp://cam{i}.example/", lambda: now[0])
+        assert len(receivers._GAVE_NOTHING) == receivers._GAVE_NOTHING_MAX
+        assert receivers._ours("rtsp://cam0.example/", lambda: now[0])  # the oldest went first
+    finally:
+        receivers._GAVE_NOTHING.clear()
+        receivers._GAVE_NOTHING.update(saved)
