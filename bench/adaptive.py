@@ -18,6 +18,8 @@ from bench.harness import median, percentile
 
 READERS = {"nobody_reads": "rtsp2jpg adaptive (default), nobody reads",
            "read_every_10s": "rtsp2jpg adaptive (default), 1 read / 10 s",
+           # The same with rtspsrc receiving (capture.rtsp_client: rtspsrc): the receiver before ours.
+           "nobody_reads_rtspsrc": "rtsp2jpg adaptive, rtspsrc receiving, nobody reads",
            # No target: what rtspsrc and the parser alone cost, the part of "nobody reads" that is
            # GStreamer's rather than the capture loop's (bench/gst_alone.py).
            "receive_half_alone": RECEIVE_ALONE}

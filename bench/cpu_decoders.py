@@ -35,6 +35,8 @@ READERS = {
     "rtsp2jpg adaptive (default), 1 read / 10 s": ("gst-adaptive", 10.0, -1),
     "rtsp2jpg adaptive (default), 1 read / s": ("gst-adaptive", 1.0, -1),
     "rtsp2jpg adaptive (default), 10 reads / s": ("gst-adaptive", 0.1, -1),
+    "rtsp2jpg adaptive, rtspsrc receiving, nobody reads": ("gst-adaptive-rtspsrc", 1e9, -1),
+    "rtsp2jpg adaptive, rtspsrc receiving, 1 read / s": ("gst-adaptive-rtspsrc", 1.0, -1),
     "gst-launch avdec_h264 ! appsink (nothing pulls)": ("gst-launch", 0, 0),
     RECEIVE_ALONE: ("gst-launch-receive", 0, 0),
     "OpenCV FFmpeg, grab every frame, 1 retrieve/s": ("ffmpeg", 1.0, 0),

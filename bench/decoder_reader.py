@@ -2,7 +2,8 @@
 (convert to BGR) one per `--every` seconds, and report snapshot ages from the demo's time code.
 
 Usage: python bench/decoder_reader.py MODE URL SECONDS [--every 1.0] [--poll S]
-MODE: ffmpeg | gst-adaptive (the default: demand-adaptive decoding, capture/gst_demand.py)
+MODE: ffmpeg | gst-adaptive (the default: demand-adaptive decoding, capture/gst_demand.py, received by our
+own RTSP client) | gst-adaptive-rtspsrc (the same, received by rtspsrc)
 | gst-bgr (videoconvert to BGR in the pipeline, the old way) | gst-yuv (I420 to the
 appsink, converted on retrieve) | gst-key (gst-yuv, keyframes only) | gst-yuv-threads (libav's
 default threading); GStreamer modes run through PyGObject (capture/gst.py) as the service does, or
@@ -33,7 +34,8 @@ def spec_for(mode: str, url: str, caps: sources.Capabilities) -> sources.SourceS
         return sources.candidates(url, CaptureConfig(decoder="ffmpeg"), caps)[0]
     mode = mode.removesuffix("-opencv")
     cfg = CaptureConfig(decoder="software", codec="h264", keyframes_only=mode == "gst-key",
-                        decode="adaptive" if mode == "gst-adaptive" else "always")
+                        decode="adaptive" if mode.startswith("gst-adaptive") else "always",
+                        rtsp_client="rtspsrc" if mode == "gst-adaptive-rtspsrc" else "own")
     spec = sources.candidates(url, cfg, caps)[0]
     if mode == "gst-bgr":
         target = spec.target.replace("video/x-raw,format=I420", "videoconvert ! video/x-raw,format=BGR")

@@ -52,6 +52,9 @@ def _rows(docs: dict[str, Doc]) -> list[tuple[str, str, str, str, bool | None]]:
             if a:
                 ratio, against = a["ratio_to_floor"], "ffmpeg -f null alongside"
                 alone = adaptive["readers"].get("receive_half_alone")
+                before = adaptive["readers"].get("nobody_reads_rtspsrc")
+                if key == "nobody_reads" and before:
+                    against += f"; rtspsrc receiving instead of our client {_x(before['ratio_to_floor'])}"
                 if key == "nobody_reads" and alone:
                     against += f"; rtspsrc ! depay ! parse alone (gst-launch) {_x(alone['ratio_to_floor'])}"
                 rows.append((label, f"<= {a['target']:.2f}x", _x(ratio), against,

@@ -100,9 +100,8 @@ class CaptureConfig:
     decode: str = _opt("adaptive", "adaptive: GStreamer decodes only while read once per keyframe interval, "
                        "else on the next read from the kept pictures; always: every frame",
                        _choice("adaptive", "always"))
-    rtsp_client: str = _opt("own", "adaptive decoding over TCP: own (rtsp2jpg's RTSP client, which reads the "
-                            "socket only when the camera thread wakes; rtspsrc for cameras it cannot take) or "
-                            "rtspsrc", _choice("own", "rtspsrc"))
+    rtsp_client: str = _opt("own", "who receives for adaptive decoding over TCP: own (rtsp2jpg's RTSP client; "
+                            "rtspsrc where it cannot) or rtspsrc", _choice("own", "rtspsrc"))
     stop_timeout_sec: float = _opt(5.0, "how long stop() waits for a capture thread", _positive)
     auth_retry_delay_sec: float = _opt(300.0, "first retry delay after the camera refused the credentials "
                                        "(doubles up to 1 h), so a camera is not hammered into a lockout", _positive)
