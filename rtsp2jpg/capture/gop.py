@@ -128,9 +128,10 @@ class Demand:
         self._read_gap = now - self._last_read if self._steady else None
         self._last_read = now
 
-    def keyframe(self) -> None:
-        """A keyframe arrived: the interval since the previous one becomes the hold (1-10 s)."""
-        now = self._clock()
+    def keyframe(self, arrived: float | None = None) -> None:
+        """A keyframe arrived (at `arrived`, monotonic, if the caller knows better than now): the
+        interval since the previous one becomes the hold (1-10 s)."""
+        now = self._clock() if arrived is None else arrived
         # Intervals under MIN_HOLD_SEC are not a group of pictures (a stream's first units, a forced
         # keyframe): taking them would shorten the hold until the next real keyframe lengthened it.
         if self._last_key is not None and now - self._last_key >= MIN_HOLD_SEC:

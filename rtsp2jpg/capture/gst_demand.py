@@ -116,9 +116,14 @@ class DemandPipeline:
         if caps is not None and caps is not self._caps:
             self._caps = caps  # a new resolution or codec setup mid-stream (rtspsrc's parser says so)
             self._src.set_property("caps", self._gst.Caps.from_string(caps) if isinstance(caps, str) else caps)
+        stamps = [u.pts for u in units if u.pts is not None]
+        newest, now = (max(stamps) if stamps else None), time.monotonic()
         for unit in units:
             if self._gop.add(unit):
-                self.demand.keyframe()
+                # Units come in batches (our client reads the socket when the camera thread wakes):
+                # when the keyframe arrived is told better by its timestamp than by the batch's time.
+                late = (newest - unit.pts) / 1e9 if newest is not None and unit.pts is not None else 0.0
+                self.demand.keyframe(now - min(max(late, 0.0), 1.0))
         return True
 
     def _buffer(self, unit: Unit) -> Any:
@@ -174,14 +179,14 @@ class DemandPipeline:
 
 
 def open_demand(receive: str, decode: str, label: str, timeout: float, url: str = "",
-                cancelled: Cancelled | None = None) -> tuple[DemandPipeline, Any]:
+                cancelled: Cancelled | None = None, tls_verify: bool = True) -> tuple[DemandPipeline, Any]:
     """Start the receiver (ours on `url` where given and possible, else rtspsrc's `receive`) and the
     decoder, and decode the first picture within `timeout` s: (pipeline, sample).
 
     PipelineError (redacted) when either fails or no picture comes in time; nothing is left running.
     """
     deadline = time.monotonic() + timeout
-    pipe = DemandPipeline(open_receiver(receive, url, timeout, label, cancelled), decode, label)
+    pipe = DemandPipeline(open_receiver(receive, url, timeout, label, cancelled, tls_verify), decode, label)
     try:
         pipe.start()
         sample = None

@@ -148,7 +148,7 @@ def _open_direct(spec: SourceSpec) -> DirectCapture:
     try:
         if spec.decode:
             pipe, first = gst_demand.open_demand(spec.receive, spec.decode, spec.label, spec.open_timeout_sec,
-                                                 spec.rtsp_url)
+                                                 spec.rtsp_url, tls_verify=spec.tls_verify)
         else:
             pipe, first = gst.open_pipeline(spec.target, spec.label, spec.open_timeout_sec)
     except gst.PipelineError as e:

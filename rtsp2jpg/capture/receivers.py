@@ -80,9 +80,10 @@ class RtspReceiver:
 
     name = "rtsp2jpg"
 
-    def __init__(self, url: str, timeout: float, label: str, cancelled: Cancelled | None = None) -> None:
+    def __init__(self, url: str, timeout: float, label: str, cancelled: Cancelled | None = None,
+                 tls_verify: bool = True) -> None:
         self.label = label
-        self._session = Session(url, timeout, cancelled)  # Unsupported for anything but rtsp://
+        self._session = Session(url, timeout, cancelled, tls_verify)  # Unsupported unless rtsp(s)://
         self._depay: depay.Depayloader | None = None
         self._timeline = rtp.Timeline()
         self.caps: Any = None
@@ -159,13 +160,13 @@ def _ours(url: str, clock: Callable[[], float] = time.monotonic) -> bool:
 
 
 def open_receiver(receive: str, url: str, timeout: float, label: str,
-                  cancelled: Cancelled | None = None) -> Receiver:
+                  cancelled: Cancelled | None = None, tls_verify: bool = True) -> Receiver:
     """Ours where `url` is given and the camera speaks what it needs, else rtspsrc's `receive` pipeline;
     started. gst.PipelineError when the camera failed definitely (no second login is tried then)."""
     if _ours(url):
         own = None
         try:
-            own = RtspReceiver(url, timeout, label, cancelled)
+            own = RtspReceiver(url, timeout, label, cancelled, tls_verify)
             own.start()
             return own
         except Unsupported as e:

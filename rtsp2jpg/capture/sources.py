@@ -39,8 +39,9 @@ class SourceSpec:
     receive: str = ""
     decode: str = ""
     # The camera URL where our own RTSP client receives instead of `receive` (capture.rtsp_client: own,
-    # RTSP over TCP, rtsp://); it falls back to `receive` for a camera it cannot take.
+    # RTSP over TCP); it falls back to `receive` for a camera it cannot take. `tls_verify` for rtsps://.
     rtsp_url: str = ""
+    tls_verify: bool = True
 
     def __repr__(self) -> str:  # keep passwords out of reprs that end up in tracebacks
         return f"SourceSpec({self.label!r})"
@@ -114,13 +115,13 @@ def _gstreamer_sources(url: str, cfg: CaptureConfig, caps: Capabilities) -> list
                        poll_sec=0.0 if p.keyframes_only else GST_POLL_SEC, open_timeout_sec=cfg.open_timeout_sec,
                        read_timeout_sec=cfg.stall_timeout_sec, hardware=p.hardware,
                        receive=p.receive if adaptive else "", decode=p.decode if adaptive else "",
-                       rtsp_url=url if own and p.receive else "")
+                       rtsp_url=url if own and p.receive else "", tls_verify=cfg.tls_verify)
             for p in chains.gst_pipelines(url, cfg, caps.elements, caps.board)]
 
 
 def own_client(url: str, cfg: CaptureConfig) -> bool:
-    """Whether our RTSP client (capture/rtsp/session.py) may receive `url`: RTSP over TCP, no TLS."""
-    return cfg.rtsp_client == "own" and cfg.transport == "tcp" and url[:7].lower() == "rtsp://"
+    """Whether our RTSP client (capture/rtsp/session.py) may receive `url`: RTSP over TCP, TLS or not."""
+    return cfg.rtsp_client == "own" and cfg.transport == "tcp" and url.lower().startswith(("rtsp://", "rtsps://"))
 
 
 # backend name -> builder(url, capture config, capabilities) -> sources; `candidates` orders them.

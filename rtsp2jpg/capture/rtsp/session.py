@@ -7,8 +7,8 @@ does (measured here: 50 wake-ups/s of an idle Python loop cost 5 ms of CPU per s
 `rtspsrc ! depay ! parse` alone cost 0.29x the decode floor with nobody reading. This client reads
 whatever the socket holds when the camera thread wakes (4 times a second while nobody reads), so the
 kernel's socket buffer does the batching. It speaks only what that needs: rtsp://, RTP over the RTSP
-connection (interleaved), H.264/H.265, Basic and Digest auth. Anything else raises `Unsupported`, and
-rtspsrc receives that camera instead.
+connection (interleaved), over TLS for rtsps://, H.264/H.265, Basic and Digest auth. Anything else raises
+`Unsupported`, and rtspsrc receives that camera instead.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import select
 import socket
+import ssl
 import threading
 import time
 from urllib.parse import unquote, urlsplit
@@ -24,7 +25,7 @@ from rtsp2jpg.capture.rtsp import client, wire
 from rtsp2jpg.capture.rtsp.fmtp import unsupported
 from rtsp2jpg.capture.rtsp.interleaved import Demuxer
 from rtsp2jpg.capture.rtsp.sdp import Track, video_track
-from rtsp2jpg.urls import host_of, split_credentials
+from rtsp2jpg.urls import DEFAULT_PORTS, host_of, split_credentials
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +45,25 @@ class SessionError(RuntimeError):
 
 class Session:
     """One camera connection: open() (the whole handshake within `timeout`), then packets() from one
-    thread; close() from any thread ends a packets() wait at once."""
+    thread; close() from any thread ends a packets() wait at once. Every use of the socket after the
+    handshake holds `_io` (never while waiting), so a close from another thread cannot meet a read
+    half-way: TLS connections are not safe to read and write from two threads at once."""
 
-    def __init__(self, url: str, timeout: float, cancelled: wire.Cancelled | None = None) -> None:
+    def __init__(self, url: str, timeout: float, cancelled: wire.Cancelled | None = None,
+                 tls_verify: bool = True) -> None:
         parts = urlsplit(url)
-        if parts.scheme.lower() != "rtsp" or not parts.hostname:
-            raise Unsupported("only rtsp:// is received by our own client")
+        scheme = parts.scheme.lower()
+        if scheme not in ("rtsp", "rtsps") or not parts.hostname:
+            raise Unsupported("only rtsp:// and rtsps:// are received by our own client")
+        self._tls, self._tls_verify = scheme == "rtsps", tls_verify
         self._bare, user, password = split_credentials(url)
         self._user = unquote(user) if user is not None else None
         self._password = unquote(password) if password is not None else ""
-        self._host, self._port = parts.hostname, parts.port or 554
+        self._host, self._port = parts.hostname, parts.port or DEFAULT_PORTS.get(scheme, 554)
         self.where = host_of(url)
         self._timeout, self._cancelled = timeout, cancelled
         self._sock: socket.socket | None = None
-        self._send_lock = threading.Lock()
+        self._io = threading.Lock()
         self._challenges: list[str] = []
         self._cseq = 0
         self._session_id = ""
@@ -80,6 +86,8 @@ class Session:
         deadline = wire.Deadline(self._timeout, self._cancelled)
         try:
             self._sock = wire.connect(self._host, self._port, deadline)
+            if self._tls:
+                self._sock = self._handshake(self._sock, deadline)
             track = self._describe(deadline)
             self._setup(track, deadline)
             self._play(deadline)
@@ -93,6 +101,9 @@ class Session:
         except ConnectionRefusedError:
             self.close()
             raise SessionError(f"connection refused by {self.where}") from None
+        except ssl.SSLCertVerificationError as e:
+            self.close()
+            raise SessionError(f"{self.where}: the camera's certificate was refused ({e.verify_message})") from None
         except (OSError, ValueError, UnicodeError) as e:
             self.close()
             raise SessionError(f"{self.where}: {type(e).__name__} during the RTSP handshake") from None
@@ -104,6 +115,22 @@ class Session:
         self._poll.register(self._sock, select.POLLIN)
         self.track = track
         return track
+
+    def _handshake(self, raw: socket.socket, deadline: wire.Deadline) -> ssl.SSLSocket:
+        """TLS over `raw` within the deadline: the system's CAs and the host name, unless
+        capture.tls_verify is false (cameras ship self-signed certificates)."""
+        context = ssl.create_default_context()
+        if not self._tls_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        tls = context.wrap_socket(raw, server_hostname=self._host, do_handshake_on_connect=False)
+        while True:
+            tls.settimeout(deadline.slice(partial=True))  # raises once out of time or cancelled
+            try:
+                tls.do_handshake()
+                return tls
+            except (TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                continue
 
     def _request(self, method: str, uri: str, deadline: wire.Deadline, *headers: str) -> wire.Response:
         """One request, answered once more with credentials when the camera challenges it (401)."""
@@ -194,21 +221,22 @@ class Session:
     def _take(self) -> list[bytes]:
         """Everything the socket holds (up to MAX_READ), as the video channel's packets."""
         frames, self._pending = self._pending, []
-        sock = self._sock
-        if sock is None or self._closed.is_set():
-            raise SessionError("the session was closed")
         taken = 0
-        while taken < MAX_READ:
-            try:
-                chunk = sock.recv(_RECV)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as e:
-                raise SessionError(f"connection to {self.where} lost ({type(e).__name__})") from None
-            if not chunk:
-                raise SessionError(f"{self.where} closed the connection")
-            taken += len(chunk)
-            frames += self._demux.feed(chunk)
+        with self._io:
+            sock = self._sock
+            if sock is None or self._closed.is_set():
+                raise SessionError("the session was closed")
+            while taken < MAX_READ:
+                try:
+                    chunk = sock.recv(_RECV)
+                except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    break
+                except OSError as e:
+                    raise SessionError(f"connection to {self.where} lost ({type(e).__name__})") from None
+                if not chunk:
+                    raise SessionError(f"{self.where} closed the connection")
+                taken += len(chunk)
+                frames += self._demux.feed(chunk)
         self.received += taken
         return [payload for channel, payload in frames if channel == self._channel]
 
@@ -227,36 +255,39 @@ class Session:
         if now < self._next_keepalive:
             return
         self._next_keepalive = now + self._keepalive_sec
-        self._send("OPTIONS", self._control, f"Session: {self._session_id}")
+        with self._io:
+            if not self._closed.is_set():
+                self._send("OPTIONS", self._control, f"Session: {self._session_id}")
 
     def _send(self, method: str, uri: str, *headers: str) -> None:
-        """Send a request without waiting for its answer (best effort: a full socket buffer skips it)."""
+        """Send a request without waiting for its answer (best effort: a full socket buffer skips it).
+        The socket is non-blocking after the handshake; the caller holds `_io`."""
         sock = self._sock
         if sock is None:
             return
-        with self._send_lock:
-            self._cseq += 1
-            try:
-                lines = client.request_lines(method, uri, self._cseq, self._authorization(method, uri), headers)
-                sock.send(wire.encode(lines), socket.MSG_DONTWAIT)
-            except (OSError, ValueError):  # ValueError: a session id with a line break, never sent
-                pass
+        self._cseq += 1
+        try:
+            lines = client.request_lines(method, uri, self._cseq, self._authorization(method, uri), headers)
+            sock.send(wire.encode(lines))
+        except (OSError, ValueError):  # ValueError: a session id with a line break, never sent
+            pass
 
     def close(self) -> None:
         """TEARDOWN (best effort) and close the connection; safe from any thread, safe twice."""
         if self._closed.is_set():
             return
-        self._closed.set()
-        sock = self._sock
-        if sock is None:
-            return
-        if self._session_id:
-            self._send("TEARDOWN", self._control, f"Session: {self._session_id}")
-        try:
-            sock.shutdown(socket.SHUT_RDWR)  # wakes a poll() in the camera thread
-        except OSError:
-            pass
-        sock.close()
+        self._closed.set()  # a reader past its poll() now stops before touching the socket
+        with self._io:
+            sock = self._sock
+            if sock is None:
+                return
+            if self._session_id and sock.gettimeout() == 0.0:  # after the handshake (else: mid-exchange)
+                self._send("TEARDOWN", self._control, f"Session: {self._session_id}")
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # wakes a poll(); the fd, not the TLS layer
+            except OSError:
+                pass
+            sock.close()
 
 
 def _interleaved_channel(transport: str) -> int | None:

@@ -13,7 +13,6 @@ docs/cameras.md has the table these tests stand behind.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from rtsp2jpg.capture import opencv, rtsp, sources
 from rtsp2jpg.capture.camera import Camera, Status
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.demo.timecode import decode_stamp
-from tests.support.rtsp_server import RtspServer, gst_rtsp_missing, wait_until
+from tests.support.rtsp_server import RtspServer, gst_rtsp_missing, self_signed_cert, wait_until
 
 CAPS = opencv.capabilities()
 _missing = gst_rtsp_missing()
@@ -239,11 +238,7 @@ def test_digest_login_through_the_service(service_factory) -> None:
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtspServer]:
     """The demo server over TLS with a self-signed certificate, as cameras ship."""
-    tmp = Path(tmp_path_factory.mktemp("tls"))
-    cert, key = tmp / "cert.pem", tmp / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
-                    "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    cert, key = self_signed_cert(Path(tmp_path_factory.mktemp("tls")))
     with RtspServer({"cam": "640x360@25"}, args=["--tls-cert", str(cert), "--tls-key", str(key)]) as server:
         assert server.url("cam").startswith("rtsps://")
         yield server

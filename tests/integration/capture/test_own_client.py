@@ -7,6 +7,8 @@ Adaptive decoding on it is test_adaptive.py's; the field's streams are test_fiel
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,7 +19,7 @@ from rtsp2jpg.capture.sources import SourceError
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.demo.timecode import decode_stamp
 from tests.support.fault_servers import FakeRtsp, Relay
-from tests.support.rtsp_server import wait_until
+from tests.support.rtsp_server import RtspServer, self_signed_cert, wait_until
 
 CAPS = pipeline.capabilities()
 pytestmark = pytest.mark.skipif(not CAPS.direct_gstreamer or "avdec_h264" not in CAPS.elements,
@@ -55,10 +57,33 @@ def test_capture_rtsp_client_picks_the_receiver(rtsp, setting: str, receiver: st
         cap.release()
 
 
-def test_udp_and_rtsps_are_left_to_rtspsrc(rtsp) -> None:
+def test_udp_is_left_to_rtspsrc(rtsp) -> None:
     assert _spec(rtsp.url("cam")).rtsp_url
     assert not _spec(rtsp.url("cam"), transport="udp").rtsp_url
-    assert not _spec(rtsp.url("cam").replace("rtsp://", "rtsps://"), tls_verify=False).rtsp_url
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtspServer]:
+    cert, key = self_signed_cert(Path(tmp_path_factory.mktemp("tls")))
+    with RtspServer({"cam": "640x360@25"}, args=["--tls-cert", str(cert), "--tls-key", str(key)]) as server:
+        yield server
+
+
+def test_rtsps_with_a_self_signed_certificate(tls_server: RtspServer) -> None:
+    """Our client speaks TLS too: with tls_verify false it takes the self-signed camera; with the
+    default it refuses it, saying why, and no other client is tried."""
+    url = tls_server.url("cam")
+    assert url.startswith("rtsps://")
+    cap = pipeline.open_source(_spec(url, tls_verify=False))
+    try:
+        assert cap._pipe.receiver == "rtsp2jpg"
+        assert _age(cap) < 1.0
+        time.sleep(0.5)
+        assert _age(cap) < 1.0
+    finally:
+        cap.release()
+    with pytest.raises(SourceError, match="certificate was refused"):
+        pipeline.open_source(_spec(url))
 
 
 def test_keep_alives_flow_mid_stream_and_the_session_ends_with_teardown(rtsp) -> None:
