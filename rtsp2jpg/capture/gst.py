@@ -25,6 +25,7 @@ from rtsp2jpg.urls import redact
 
 log = logging.getLogger(__name__)
 
+NO_PTS = (1 << 64) - 1  # GST_CLOCK_TIME_NONE: a buffer without a timestamp
 _SLICE_SEC = 0.1  # longest single wait, so bus errors and close() are seen within this
 _init_lock = threading.Lock()
 # Pipelines whose stop is still running, by description (see Pipeline.close); at most one each.

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 BUFFERED = object()
 _QUIET_SEC = 0.15  # a burst is over when the decoder gives nothing new for this long
 _SLICE_SEC = 0.02
-_NO_PTS = (1 << 64) - 1  # GST_CLOCK_TIME_NONE
 
 
 class DemandPipeline:
@@ -127,7 +126,7 @@ class DemandPipeline:
         return True
 
     def _buffer(self, unit: Unit) -> Any:
-        """The unit as a Gst.Buffer: rtspsrc's already is one; our client's bytes are wrapped (no copy)."""
+        """The unit as a Gst.Buffer: rtspsrc's already is one; our client's bytes are copied into one."""
         if not isinstance(unit.data, bytes):
             return unit.data
         buf = self._gst.Buffer.new_wrapped(unit.data)
@@ -173,7 +172,7 @@ class DemandPipeline:
                 continue
             newest, quiet_until = sample, time.monotonic() + _QUIET_SEC
             pts = sample.get_buffer().pts
-            if target is None or pts == _NO_PTS or pts >= target:
+            if target is None or pts == gst.NO_PTS or pts >= target:
                 break
         return newest
 

@@ -20,8 +20,6 @@ from rtsp2jpg.capture.rtsp.wire import Cancelled, ExchangeCancelled
 
 log = logging.getLogger(__name__)
 
-_NO_PTS = (1 << 64) - 1  # GST_CLOCK_TIME_NONE
-
 
 class Receiver(Protocol):
     name: str  # for /status and logs: "rtsp2jpg" or "rtspsrc"
@@ -67,7 +65,7 @@ class GstReceiver:
         caps = sample.get_caps()
         if caps is not None and (self.caps is None or not caps.is_equal(self.caps)):
             self.caps = caps  # a new resolution or codec setup mid-stream
-        pts = buf.pts if buf.pts != _NO_PTS else None
+        pts = buf.pts if buf.pts != gst.NO_PTS else None
         key = not buf.has_flags(self._gst.BufferFlags.DELTA_UNIT)
         return Unit(buf, key, buf.get_size(), pts, time.monotonic())
 

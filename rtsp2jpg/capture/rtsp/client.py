@@ -1,6 +1,6 @@
 """The RTSP client's one request path: a request over wire.py's bounded exchange, the Digest/Basic answer to
-a challenge, and DESCRIBE with its authenticated retry. probe.py (the codec) and diagnose.py (why an open
-failed) both speak through it.
+a challenge, DESCRIBE with its authenticated retry, and the Session and Transport header readers. probe.py
+(the codec), diagnose.py (why an open failed) and session.py (our receiver) all speak through it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import socket
 from rtsp2jpg.capture.rtsp import wire
 
 USER_AGENT = "rtsp2jpg"
+DEFAULT_SESSION_TIMEOUT_SEC = 60  # RFC 2326's session timeout when the camera names none
 _AUTH_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
 
@@ -82,3 +83,24 @@ def describe(sock: socket.socket, bare: str, user: str | None, password: str | N
 def options(sock: socket.socket, bare: str, deadline: wire.Deadline) -> wire.Response:
     """OPTIONS: does something answer RTSP at all (prepares no media, logs nobody in)."""
     return request(sock, "OPTIONS", bare, 1, None, deadline)
+
+
+def interleaved_channel(transport: str) -> int | None:
+    """The first channel of `interleaved=a-b` in a (lower-case) Transport header; None without one."""
+    for part in transport.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == "interleaved":
+            first = value.split("-")[0].strip()
+            return int(first) if first.isascii() and first.isdigit() and int(first) < 256 else None
+    return None
+
+
+def session_header(header: str) -> tuple[str, float]:
+    """`12345678;timeout=60` -> ("12345678", 60.0); the timeout defaults to 60 s."""
+    sid, _, rest = header.partition(";")
+    timeout = float(DEFAULT_SESSION_TIMEOUT_SEC)
+    for part in rest.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "timeout" and value.strip().isascii() and value.strip().isdigit():
+            timeout = float(min(int(value.strip()), 3600))
+    return sid.strip(), timeout

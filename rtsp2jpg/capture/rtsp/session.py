@@ -30,7 +30,6 @@ from rtsp2jpg.urls import DEFAULT_PORTS, host_of, split_credentials
 log = logging.getLogger(__name__)
 
 MAX_READ = 4 * 1024 * 1024  # bytes taken off the socket per wake-up; the rest waits for the next
-_DEFAULT_TIMEOUT_SEC = 60  # RFC 2326's session timeout when the camera names none
 _RECV = 256 * 1024
 
 
@@ -67,7 +66,7 @@ class Session:
         self._challenges: list[str] = []
         self._cseq = 0
         self._session_id = ""
-        self._keepalive_sec = _DEFAULT_TIMEOUT_SEC / 2
+        self._keepalive_sec = client.DEFAULT_SESSION_TIMEOUT_SEC / 2
         self._next_keepalive = 0.0
         self._channel = 0
         self._control = self._bare  # the session's URL: PLAY, keep-alives, TEARDOWN
@@ -124,13 +123,17 @@ class Session:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         tls = context.wrap_socket(raw, server_hostname=self._host, do_handshake_on_connect=False)
-        while True:
-            tls.settimeout(deadline.slice(partial=True))  # raises once out of time or cancelled
-            try:
-                tls.do_handshake()
-                return tls
-            except (TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                continue
+        try:
+            while True:
+                tls.settimeout(deadline.slice(partial=True))  # raises once out of time or cancelled
+                try:
+                    tls.do_handshake()
+                    return tls
+                except (TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    continue
+        except BaseException:
+            tls.close()  # `raw` was detached into it
+            raise
 
     def _request(self, method: str, uri: str, deadline: wire.Deadline, *headers: str) -> wire.Response:
         """One request, answered once more with credentials when the camera challenges it (401)."""
@@ -168,12 +171,12 @@ class Session:
             raise Unsupported("the camera does not offer RTP over TCP")
         self._refuse(resp, "SETUP")
         transport = resp.header("transport").lower()
-        channel = _interleaved_channel(transport)
+        channel = client.interleaved_channel(transport)
         if "tcp" not in transport or channel is None:
             raise Unsupported("the camera answered SETUP without an interleaved TCP transport")
         self._channel = channel
         session = resp.header("session")
-        self._session_id, timeout = _session(session)
+        self._session_id, timeout = client.session_header(session)
         if not self._session_id:
             raise Unsupported("the camera answered SETUP without a session")
         self._keepalive_sec = max(5.0, timeout / 2)
@@ -288,23 +291,3 @@ class Session:
             except OSError:
                 pass
             sock.close()
-
-
-def _interleaved_channel(transport: str) -> int | None:
-    for part in transport.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == "interleaved":
-            first = value.split("-")[0].strip()
-            return int(first) if first.isdigit() and int(first) < 256 else None
-    return None
-
-
-def _session(header: str) -> tuple[str, float]:
-    """`12345678;timeout=60` -> ("12345678", 60.0); the timeout defaults to 60 s."""
-    sid, _, rest = header.partition(";")
-    timeout = float(_DEFAULT_TIMEOUT_SEC)
-    for part in rest.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name.lower() == "timeout" and value.strip().isdigit():
-            timeout = float(min(int(value.strip()), 3600))
-    return sid.strip(), timeout

@@ -205,6 +205,17 @@ def _named_threads(prefix: str) -> int:
     return sum(t.name.startswith(prefix) for t in threading.enumerate())
 
 
+def _fails_promptly_each_time(pipeline, spec, attempts: int, match: str, within: float) -> None:
+    """`attempts` opens in a row, each failing with `match` within `within` s and leaving no stop behind
+    (a stop that finished within the open's 1 s grace)."""
+    for attempt in range(attempts):
+        started = time.monotonic()
+        with pytest.raises(pipeline.SourceError, match=match):
+            pipeline.open_source(spec)
+        assert time.monotonic() - started < within, attempt
+        assert _named_threads("gst-stop-") == 0, attempt
+
+
 def test_direct_gstreamer_open_against_a_drip_holds_one_pipeline_at_most() -> None:
     """rtspsrc's tcp-timeout is per read: against a drip its request, and even its stop, block as
     long as the drip lasts. The open gives up after open_timeout_sec; while that pipeline is still
@@ -237,12 +248,7 @@ def test_our_rtsp_client_against_a_drip_gives_up_in_time_and_leaves_nothing_behi
         pipeline, spec = _software_gstreamer_spec(drip.url(), open_timeout_sec=2)
         if not spec.rtsp_url:
             pytest.skip("adaptive decoding through PyGObject is not available here")
-        for attempt in range(2):
-            started = time.monotonic()
-            with pytest.raises(pipeline.SourceError, match="answers RTSP too slowly"):
-                pipeline.open_source(spec)
-            assert time.monotonic() - started < 2 + 0.5, attempt
-            assert _named_threads("gst-stop-") == 0, attempt
+        _fails_promptly_each_time(pipeline, spec, 2, "answers RTSP too slowly", 2 + 0.5)
 
 
 def test_direct_gstreamer_open_of_a_silent_session_stops_at_once_and_can_retry() -> None:
@@ -255,12 +261,7 @@ def test_direct_gstreamer_open_of_a_silent_session_stops_at_once_and_can_retry()
         pipeline, spec = _software_gstreamer_spec(silent.url(), open_timeout_sec=1.5)
         if not pipeline.DIRECT_GSTREAMER:
             pytest.skip("PyGObject's GStreamer is not installed here")
-        for attempt in range(3):
-            started = time.monotonic()
-            with pytest.raises(pipeline.SourceError, match="no frame within the open timeout"):
-                pipeline.open_source(spec)
-            assert time.monotonic() - started < 1.5 + 1.5, attempt
-            assert _named_threads("gst-stop-") == 0, attempt  # the stop finished within the open's 1 s grace
+        _fails_promptly_each_time(pipeline, spec, 3, "no frame within the open timeout", 1.5 + 1.5)
         assert silent.count("PLAY") == 3
         wait_until(lambda: silent.active == 0, 5)  # every rtspsrc closed its socket
 

@@ -1,5 +1,5 @@
 """The pure parts of our RTSP client: the interleaved demuxer (capture/rtsp/interleaved.py), the SDP
-reader (sdp.py) and the Session/Transport header readers (session.py). Against real servers:
+reader (sdp.py) and the Session/Transport header readers (client.py). Against real servers:
 tests/integration/capture/test_own_client.py."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtsp2jpg.capture.rtsp import session
+from rtsp2jpg.capture.rtsp import client
 from rtsp2jpg.capture.rtsp.interleaved import MAX_MESSAGE, Demuxer
 from rtsp2jpg.capture.rtsp.sdp import resolve, video_track
 
@@ -124,20 +124,22 @@ def test_a_relative_control_extends_the_base(base: str, control: str) -> None:
 
 # --- Session and Transport headers ---------------------------------------------------------------------
 def test_session_and_transport_headers() -> None:
-    assert session._session("12345678;timeout=30") == ("12345678", 30.0)
-    assert session._session(" abc ") == ("abc", 60.0)
-    assert session._session("x;timeout=99999999") == ("x", 3600.0)  # bounded
-    assert session._interleaved_channel("rtp/avp/tcp;unicast;interleaved=2-3;ssrc=1") == 2
-    assert session._interleaved_channel("rtp/avp;unicast;client_port=5000-5001") is None
-    assert session._interleaved_channel("rtp/avp/tcp;interleaved=300-301") is None
+    assert client.session_header("12345678;timeout=30") == ("12345678", 30.0)
+    assert client.session_header(" abc ") == ("abc", 60.0)
+    assert client.session_header("x;timeout=99999999") == ("x", 3600.0)  # bounded
+    assert client.interleaved_channel("rtp/avp/tcp;unicast;interleaved=2-3;ssrc=1") == 2
+    assert client.interleaved_channel("rtp/avp;unicast;client_port=5000-5001") is None
+    assert client.interleaved_channel("rtp/avp/tcp;interleaved=300-301") is None
+    assert client.interleaved_channel("rtp/avp/tcp;interleaved=\u00b2-3") is None  # a digit to isdigit(), not to int()
+    assert client.session_header("x;timeout=\u00b2") == ("x", 60.0)
 
 
 @settings(max_examples=300, deadline=None)
 @given(header=st.text(max_size=80))
 def test_any_session_or_transport_header_reads_without_raising(header: str) -> None:
-    sid, timeout = session._session(header)
+    sid, timeout = client.session_header(header)
     assert 0 <= timeout <= 3600 and ";" not in sid
-    channel = session._interleaved_channel(header.lower())
+    channel = client.interleaved_channel(header.lower())
     assert channel is None or 0 <= channel < 256
 
 
