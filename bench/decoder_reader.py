@@ -24,6 +24,7 @@ import time
 
 from rtsp2jpg.capture import opencv as pipeline
 from rtsp2jpg.capture import sources
+from rtsp2jpg.capture.frames import grey_of
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.demo.timecode import decode_stamp
 
@@ -76,7 +77,7 @@ def main() -> int:
                 waits.append(round(time.monotonic() - next_retrieve, 4))
             retrieved += 1
             next_retrieve = now + args.every
-            stamp = decode_stamp(image) if image is not None else None
+            stamp = decode_stamp(grey_of(image)) if image is not None else None  # as the service: no BGR
             if stamp is not None:
                 ages.append(round(time.time() - stamp, 4))
     cap.release()

@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 packages=(python3 python3-venv python3-pip python3-opencv python3-numpy python3-gi
   gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav curl)
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav libturbojpeg0 curl)
 if [ "${1:-}" = "--test" ]; then
   packages+=(ffmpeg mosquitto mosquitto-clients openssl)
   [ -f scripts/test-packages.txt ] && mapfile -t -O "${#packages[@]}" packages < <(grep -v '^#' scripts/test-packages.txt)

@@ -1,7 +1,8 @@
 """FrameSlot: the newest frame of one camera, written by its thread, read by HTTP and MQTT.
 
-The camera thread decodes every frame but converts one only when a reader asked for something
-newer than the slot holds (`wanted`); JPEG encoding happens in the reader, once per
+The camera thread decodes every frame but takes one only when a reader asked for something
+newer than the slot holds (`wanted`), kept in the decoder's YUV where the source gives YUV (BGR is
+made only for what needs it: see Frame.image); JPEG encoding happens in the reader, once per
 (frame, quality, output size), shared by every reader of that frame. Encodings are cached in one
 process-wide EncodeBudget: a few per frame and a byte budget in all, so no stream of distinct
 `?q=&width=&height=` requests can grow memory (1,000 of them on one pinned frame grew RSS by 104 MB).
@@ -15,12 +16,12 @@ import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from itertools import count
-from typing import Any
+from typing import Any, Protocol
 
 from rtsp2jpg.capture import exif
 from rtsp2jpg.capture.view import Picture, View, crop_rotate, transformed_size
 
-Encoder = Callable[..., bytes]  # (image, quality, width, height[, fmt=, stamp=]) -> bytes
+Encoder = Callable[..., bytes]  # (BGR image or Planes, quality, width, height[, fmt=, stamp=]) -> bytes
 Key = tuple[Any, ...]  # (format, quality, output width, output height, rotate, crop, stamp)
 
 PER_FRAME = 4  # encodings kept per frame: the default size plus a few thumbnails
@@ -38,13 +39,32 @@ def fit_size(w: int, h: int, width: int = 0, height: int = 0) -> tuple[int, int]
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
-def looks_blank(image: Any) -> bool:
+class Planes(Protocol):
+    """A picture in the decoder's YUV layout (opencv.YuvPicture): half the bytes of BGR, and a plain
+    JPEG is encoded from it without converting (turbo.py). BGR is made on demand, never kept."""
+
+    width: int
+    height: int
+
+    def bgr(self) -> Any: ...
+    def grey(self) -> Any: ...
+
+
+Pixels = Any  # a BGR ndarray (height, width, 3), or Planes
+
+
+def grey_of(pixels: Pixels) -> Any:
+    """Something to measure grey levels on: the Y plane of Planes, a BGR image as it is."""
+    return pixels.grey() if hasattr(pixels, "grey") else pixels
+
+
+def looks_blank(image: Pixels) -> bool:
     """FFmpeg conceals what it cannot decode (no keyframe yet, garbled references) as flat mid-grey.
 
     Such a frame is a decode error, not a picture: never cache it. A sparse sample keeps this cheap
     (~3,600 pixels of a 640x360 frame); a real scene has far more texture and sensor noise.
     """
-    sample = image[::8, ::8]
+    sample = grey_of(image)[::8, ::8]
     return float(sample.std()) < 2.0 and abs(float(sample.mean()) - 128.0) < 12.0
 
 
@@ -127,21 +147,31 @@ class EncodeBudget:
 class Frame:
     """One converted frame; immutable. Its JPEG encodings live in the EncodeBudget it was made with."""
 
-    __slots__ = ("seq", "image", "captured_at", "width", "height", "picture", "_budget", "_token", "_lock",
+    __slots__ = ("seq", "pixels", "captured_at", "width", "height", "picture", "_budget", "_token", "_lock",
                  "__weakref__")
 
-    def __init__(self, seq: int, image: Any, captured_at: float, budget: EncodeBudget | None = None,
+    def __init__(self, seq: int, image: Pixels, captured_at: float, budget: EncodeBudget | None = None,
                  picture: Picture | None = None) -> None:
         self.seq = seq
-        self.image = image
+        self.pixels = image  # BGR, or Planes: what the camera retrieved, as it came
         self.captured_at = captured_at  # epoch seconds when the frame was grabbed
         self.picture = picture  # the camera's settings: id for EXIF, name and default of the time stamp
-        self.height, self.width = image.shape[:2]
+        if hasattr(image, "bgr"):
+            self.width, self.height = image.width, image.height
+        else:
+            self.height, self.width = image.shape[:2]
         self._budget = budget if budget is not None else EncodeBudget()
         self._token: int | None = None  # set by the budget on the first cached encoding
         # Per-frame lock: two readers of the same frame wait for one encode instead of doing two.
         # The camera thread never takes it (nor the budget's), so capture never waits for a reader.
         self._lock = threading.Lock()
+
+    @property
+    def image(self) -> Any:
+        """The picture as BGR: converted on each call from Planes (1.3 ms at 720p), so a frame never
+        holds both; the few users (masks, health checks, transforms) take it once per frame."""
+        pixels = self.pixels
+        return pixels.bgr() if hasattr(pixels, "bgr") else pixels
 
     def jpeg(self, encode: Encoder, quality: int, width: int = 0, height: int = 0) -> bytes:
         """The JPEG at `quality`, fitted into width x height, with the camera's default time stamp."""
@@ -180,7 +210,8 @@ class Frame:
         return data
 
     def _render(self, encode: Encoder, view: View, full: bool) -> bytes:
-        image = crop_rotate(self.image, view.crop, view.rotate)
+        # Planes go to the encoder as they are (it encodes plain JPEGs from them directly).
+        image = crop_rotate(self.image, view.crop, view.rotate) if view.crop or view.rotate else self.pixels
         # The encoder fits the size itself (opencv.encode_jpeg uses fit_size too).
         width, height = (0, 0) if full else (view.width, view.height)
         if view.fmt != "jpeg" or view.stamp:
@@ -221,7 +252,7 @@ class FrameSlot:
         the prepared one (masks filled first), so no reader ever gets the camera's raw pixels."""
         picture = self.picture
         if picture is not None:
-            image = picture.prepare(frame.image) if picture.changes_pixels else frame.image
+            image = picture.prepare(frame.image) if picture.changes_pixels else frame.pixels
             frame = Frame(frame.seq, image, frame.captured_at, frame._budget, picture)
         with self._cond:
             self._frame = frame

@@ -9,7 +9,7 @@ interval every unit is decoded as it arrives; otherwise the units are only kept,
 decodes them at full speed and gets the newest picture. The hardware chains work the same way:
 only the decoder element differs.
 
-`DemandPipeline` has the shape of gst.Pipeline that opencv.DirectCapture uses (pull, picture,
+`DemandPipeline` has the shape of gst.Pipeline that direct_gst.DirectCapture uses (pull, picture,
 fps, close), so the camera loop does not know which one it drives.
 """
 

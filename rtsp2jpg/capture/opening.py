@@ -19,7 +19,7 @@ TLS_HINT = ("rtsps://: if the camera's certificate is self-signed, set capture.t
 
 
 class Capture(Protocol):
-    """An opened source (opencv.py's Capture and DirectCapture; fakes in unit tests)."""
+    """An opened source (opencv.py's Capture, direct_gst.py's DirectCapture; fakes in unit tests)."""
 
     spec: SourceSpec
     behind_sec: float  # how much older the last retrieved picture is than the last grabbed frame (a glance's)

@@ -82,7 +82,7 @@ def try_source(pipeline: Any, spec: Any, seconds: float) -> dict[str, Any]:
         if image is None:
             result["error"] = "first frame could not be decoded"
             return result
-        result["height"], result["width"] = (int(n) for n in image.shape[:2])
+        result["height"], result["width"] = (int(n) for n in pipeline.as_bgr(image).shape[:2])
         frames, t0 = 0, time.monotonic()
         while time.monotonic() - t0 < seconds and capture.grab():
             frames += 1

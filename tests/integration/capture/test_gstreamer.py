@@ -104,17 +104,20 @@ def test_broken_candidate_fails_and_the_next_one_is_chosen(rtsp) -> None:
         assert cam.stop(10)
 
 
-def test_capture_retrieves_bgr_from_raw_yuv(rtsp) -> None:
+def test_capture_retrieves_yuv_planes_and_makes_bgr_on_demand(rtsp) -> None:
     spec = sources.candidates(rtsp.url("cam"), CaptureConfig(codec="h264", **FAST), CAPS)[0]
     assert spec.pixel_format == "I420" and "BGR" not in spec.target
     capture = pipeline.open_source(spec)
     try:
         assert capture.grab()
-        image = capture.retrieve()
+        picture = capture.retrieve()
     finally:
         capture.release()
-    assert image is not None and image.shape == (360, 640, 3)
-    assert decode_stamp(image) is not None
+    assert isinstance(picture, pipeline.YuvPicture) and picture.format == "I420"
+    assert (picture.width, picture.height) == (640, 360) and picture.data.shape == (540, 640)
+    image = picture.bgr()
+    assert image.shape == (360, 640, 3)
+    assert decode_stamp(image) is not None and decode_stamp(picture.grey()) == decode_stamp(image)
 
 
 def test_a_grab_after_a_pause_gives_the_newest_frame_not_a_held_one(rtsp) -> None:
@@ -132,7 +135,7 @@ def test_a_grab_after_a_pause_gives_the_newest_frame_not_a_held_one(rtsp) -> Non
         retrieved_at = time.time()
     finally:
         capture.release()
-    stamp = decode_stamp(image)
+    stamp = decode_stamp(pipeline.as_bgr(image))
     assert stamp is not None and retrieved_at - stamp < 0.3, retrieved_at - stamp
 
 

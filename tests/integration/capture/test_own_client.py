@@ -34,7 +34,7 @@ def _spec(url: str, **cfg) -> sources.SourceSpec:
 def _age(cap) -> float:
     """Grab and read one picture; how old its time code says it is."""
     assert cap.grab()
-    image = cap.retrieve()
+    image = pipeline.as_bgr(cap.retrieve())
     assert image is not None
     stamp = decode_stamp(image)
     assert stamp is not None
