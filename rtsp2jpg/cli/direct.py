@@ -152,7 +152,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
             progress(f"{spec.label}: {redact(str(e))}")
             continue
         try:
-            image = cap.retrieve() if cap.grab() else None
+            image = pipeline.as_bgr(cap.retrieve()) if cap.grab() else None
         finally:
             cap.release()
         if image is None:
