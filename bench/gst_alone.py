@@ -15,7 +15,7 @@ from rtsp2jpg.config import CaptureConfig
 # The software H.264 chain: what the service picks on a box without a hardware decoder.
 _SOFTWARE_H264 = next(c for c in CHAINS if c.element == "avdec_h264")
 # The unit's malloc settings (process/malloc.py applies the same to the service), so memory compares.
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_ARENA_MAX": "2"}
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "524288", "MALLOC_ARENA_MAX": "2"}
 
 
 def decode_pipeline(url: str) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from rtsp2jpg.capture import gst_buffer
 from rtsp2jpg.urls import redact
 
 log = logging.getLogger(__name__)
@@ -141,9 +142,10 @@ class Pipeline:
             return None
         if not self.fps and info.fps_d:
             self.fps = round(info.fps_n / info.fps_d, 2)
-        # extract_dup: one copy into bytes, and no Buffer.map (whose data field needs gst-python's
-        # overrides to be a buffer rather than a list of ints).
-        return _pack(buf.extract_dup(0, buf.get_size()), info)
+        # Read in place where the planes are already packed (the usual case: no copy at all); else
+        # one copy out of the mapped buffer, or out of extract_dup where it cannot be mapped.
+        raw = gst_buffer.mapped(buf)
+        return _pack(raw if raw is not None else np.frombuffer(buf.extract_dup(0, buf.get_size()), np.uint8), info)
 
     def close(self, wait: float = 1.0) -> None:
         """Stop the pipeline (safe from any thread, safe twice): rtspsrc stops and closes its socket.
@@ -227,11 +229,11 @@ def _find_appsink(pipeline: Any) -> Any | None:
             return element
 
 
-def _pack(data: bytes, info: Any) -> RawPicture | None:
-    """Planes of `data` (laid out per `info`: strides, offsets) as one array without row padding."""
+def _pack(raw: np.ndarray, info: Any) -> RawPicture | None:
+    """Planes of `raw` (laid out per `info`: strides, offsets) as one array without row padding:
+    a view of `raw` when they already are, else a copy."""
     fmt = info.finfo.name
     w, h = info.width, info.height
-    raw = np.frombuffer(data, np.uint8)
     if fmt in ("BGR", "BGRx", "BGRA"):
         channels = 3 if fmt == "BGR" else 4
         rows = _rows(raw, info.offset[0], info.stride[0], w * channels, h)
@@ -245,6 +247,14 @@ def _pack(data: bytes, info: Any) -> RawPicture | None:
         planes = [(0, w, h), (1, w, h // 2)]
     else:
         return None
+    size = w * h * 3 // 2
+    packed_offsets, at = [], 0
+    for _, row_bytes, rows_count in planes:
+        packed_offsets.append(at)
+        at += row_bytes * rows_count
+    if (at == size <= raw.size and list(info.offset[:len(planes)]) == packed_offsets
+            and list(info.stride[:len(planes)]) == [row_bytes for _, row_bytes, _ in planes]):
+        return RawPicture(raw[:size].reshape(h * 3 // 2, w), fmt, w, h)
     parts = []
     for index, row_bytes, rows_count in planes:
         rows = _rows(raw, info.offset[index], info.stride[index], row_bytes, rows_count)
@@ -252,7 +262,7 @@ def _pack(data: bytes, info: Any) -> RawPicture | None:
             return None
         parts.append(rows.reshape(-1))
     packed = np.concatenate(parts)
-    if packed.size != w * h * 3 // 2:
+    if packed.size != size:
         return None
     return RawPicture(packed.reshape(h * 3 // 2, w), fmt, w, h)
 

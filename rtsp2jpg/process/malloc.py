@@ -1,6 +1,6 @@
 """glibc malloc settings for a process that handles multi-megabyte frames on many threads.
 
-The systemd unit sets MALLOC_MMAP_THRESHOLD_=131072 and MALLOC_ARENA_MAX=2 (why: see the unit). A
+The systemd unit sets MALLOC_MMAP_THRESHOLD_=524288 and MALLOC_ARENA_MAX=2 (why: see the unit). A
 service started any other way (a container, a shell, the bench) used to run with glibc's defaults:
 its dynamic mmap threshold climbs to 32 MB after the first freed frame, so every 1.4-2.7 MB frame
 buffer afterwards is carved out of a per-thread arena and kept there (measured, 8 cameras of 720p25
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 M_MMAP_THRESHOLD = -3  # <malloc.h>
 M_ARENA_MAX = -8
-SETTINGS = (("MALLOC_MMAP_THRESHOLD_", M_MMAP_THRESHOLD, 131072), ("MALLOC_ARENA_MAX", M_ARENA_MAX, 2))
+SETTINGS = (("MALLOC_MMAP_THRESHOLD_", M_MMAP_THRESHOLD, 524288), ("MALLOC_ARENA_MAX", M_ARENA_MAX, 2))
 
 
 def tune(env: Mapping[str, str] | None = None) -> list[str]:

@@ -156,9 +156,7 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
                 bottle.response.status = 304
                 return b""
         else:
-            fps = cam.stats.fps or 10.0
-            # Wait up to a few frame intervals (plus what the throttle still withholds) for a newer frame.
-            wait = min(http.long_poll_timeout_sec, max(0.25, 3.0 / fps) + cam.cfg.read_throttle_sec)
+            wait = snapshot_wait(cam, http.long_poll_timeout_sec)
             freshness = max_age if max_age is not None else servable_age(cam)
             frame = cam.snapshot(freshness, 0.0)  # never blocks: the slot's frame, a newer one asked for
             if frame is None or frame.age() > freshness:
@@ -199,6 +197,13 @@ def install(app: bottle.Bottle, service: Service, guards: Guards) -> None:
     for ext in EXTENSIONS:  # before the bare route, which would take "cam.png" for an id
         app.get(f"/snapshot/<camera_id>.{ext}", callback=functools.partial(snapshot, ext=ext))
     app.get("/snapshot/<camera_id>", callback=snapshot)
+
+
+def snapshot_wait(cam: Camera, long_poll_timeout: float) -> float:
+    """How long a plain snapshot waits for a newer frame than the slot's too old one: a few frame
+    intervals, plus what the throttle still withholds. Past UNCOUNTED_WAIT_SEC it needs a long-poll slot."""
+    fps = cam.stats.fps or 10.0
+    return min(long_poll_timeout, max(0.25, 3.0 / fps) + cam.cfg.read_throttle_sec)
 
 
 def servable_age(cam: Camera) -> float:

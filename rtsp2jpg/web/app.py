@@ -171,6 +171,6 @@ def make_app(service: Service) -> bottle.Bottle:
 
     # Plain polls skip Bottle (fastpath.py); Bottle.__call__ looks `wsgi` up on the instance.
     app.wsgi = FastSnapshots(app.wsgi, service.camera, service.backend.encode_jpeg,  # type: ignore[method-assign]
-                             trust, http.api_key, http.protect_snapshots, metrics)
+                             trust, http.api_key, http.protect_snapshots, metrics, http.long_poll_timeout_sec)
     return app
 

@@ -1,5 +1,6 @@
-"""gst._pack: a picture's planes copied out of GStreamer's layout (strides, offsets) without row padding.
-Pure numpy, no GStreamer: `info` is a stand-in with the fields of GstVideo.VideoInfo that _pack reads."""
+"""gst._pack: a picture's planes out of GStreamer's layout (strides, offsets) without row padding,
+in place when they are packed already. Pure numpy, no GStreamer: `info` is a stand-in with the
+fields of GstVideo.VideoInfo that _pack reads."""
 
 from __future__ import annotations
 
@@ -49,14 +50,30 @@ def _layout(fmt: str, w: int, h: int, pad: int) -> tuple[bytes, _Info, np.ndarra
        h=st.integers(1, 30).map(lambda n: n * 2), pad=st.sampled_from([0, 1, 3, 16]))
 def test_pack_removes_row_padding_for_any_layout(fmt: str, w: int, h: int, pad: int) -> None:
     data, info, expected = _layout(fmt, w, h, pad)
-    picture = _pack(data, info)
+    raw = np.frombuffer(data, np.uint8)
+    picture = _pack(raw, info)
     assert picture is not None and picture.format == fmt and (picture.width, picture.height) == (w, h)
     assert np.array_equal(picture.data, expected)
     assert picture.data.flags["C_CONTIGUOUS"]
+    # Packed planes are the buffer itself (no copy); padded rows are copied out.
+    assert np.shares_memory(picture.data, raw) == (pad == 0)
+
+
+def test_pack_copies_planes_that_are_packed_but_out_of_order() -> None:
+    """Strides without padding are not enough: V before U (offsets swapped) must not be read as U, V."""
+    data, info, expected = _layout("I420", 16, 8, 0)
+    w, h = 16, 8
+    y, u, v = data[:w * h], data[w * h:w * h + w * h // 4], data[w * h + w * h // 4:]
+    swapped = y + v + u
+    info.offset = [0, w * h + w * h // 4, w * h]
+    picture = _pack(np.frombuffer(swapped, np.uint8), info)
+    assert picture is not None and np.array_equal(picture.data, expected)
 
 
 def test_pack_refuses_a_short_buffer_and_unknown_formats() -> None:
     data, info, _ = _layout("I420", 64, 36, 4)
-    assert _pack(data[:-5], info) is None  # the last row of V (32 bytes + 4 of padding) does not fit
+    assert _pack(np.frombuffer(data[:-5], np.uint8), info) is None  # V's last row (32 bytes + 4 of padding)
     info.finfo = _Format("YUY2")
-    assert _pack(data, info) is None
+    assert _pack(np.frombuffer(data, np.uint8), info) is None
+    packed, info, _ = _layout("NV12", 64, 36, 0)
+    assert _pack(np.frombuffer(packed[:-1], np.uint8), info) is None  # packed, but one byte short
