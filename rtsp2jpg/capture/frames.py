@@ -53,6 +53,11 @@ class Planes(Protocol):
 Pixels = Any  # a BGR ndarray (height, width, 3), or Planes
 
 
+def bgr_of(pixels: Pixels) -> Any:
+    """The picture as BGR: converted from Planes on each call (1.3 ms at 720p), a BGR image as it is."""
+    return pixels.bgr() if hasattr(pixels, "bgr") else pixels
+
+
 def grey_of(pixels: Pixels) -> Any:
     """Something to measure grey levels on: the Y plane of Planes, a BGR image as it is."""
     return pixels.grey() if hasattr(pixels, "grey") else pixels
@@ -170,8 +175,7 @@ class Frame:
     def image(self) -> Any:
         """The picture as BGR: converted on each call from Planes (1.3 ms at 720p), so a frame never
         holds both; the few users (masks, health checks, transforms) take it once per frame."""
-        pixels = self.pixels
-        return pixels.bgr() if hasattr(pixels, "bgr") else pixels
+        return bgr_of(self.pixels)
 
     def jpeg(self, encode: Encoder, quality: int, width: int = 0, height: int = 0) -> bytes:
         """The JPEG at `quality`, fitted into width x height, with the camera's default time stamp."""

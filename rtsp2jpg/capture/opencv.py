@@ -65,11 +65,6 @@ class YuvPicture:
         return self.data[: self.height]  # the Y plane (both layouts start with it)
 
 
-def as_bgr(pixels: np.ndarray | YuvPicture | None) -> np.ndarray | None:
-    """A retrieved picture as BGR (tools and tests that want an image)."""
-    return pixels.bgr() if isinstance(pixels, YuvPicture) else pixels
-
-
 def capabilities(finder: Callable[[str], bool] | None = None, model_path: str = board.DEVICE_TREE_MODEL,
                  tegra_path: str = board.TEGRA_RELEASE) -> Capabilities:
     """Backends (FFmpeg through cv2; GStreamer through cv2 or PyGObject), the GStreamer elements present, the board."""

@@ -50,6 +50,8 @@ def _load() -> Any:
             lib.tjCompressFromYUV.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
                                               ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_void_p),
                                               ctypes.POINTER(ctypes.c_ulong), ctypes.c_int, ctypes.c_int]
+            lib.tjDestroy.restype = ctypes.c_int
+            lib.tjDestroy.argtypes = [ctypes.c_void_p]
             lib.tjFree.restype = None
             lib.tjFree.argtypes = [ctypes.c_void_p]
             lib.tjGetErrorStr2.restype = ctypes.c_char_p
@@ -66,14 +68,27 @@ def available() -> bool:
     return _load() is not None
 
 
+class _Handle:
+    """A thread's tjhandle, destroyed when the thread ends (its threading.local entry goes then):
+    MJPEG viewers and other short-lived threads encode too, not only the fixed HTTP workers."""
+
+    __slots__ = ("_lib", "value")
+
+    def __init__(self, lib: Any) -> None:
+        self._lib = lib
+        self.value = lib.tjInitCompress()
+        if not self.value:
+            raise RuntimeError("tjInitCompress failed")
+
+    def __del__(self) -> None:
+        self._lib.tjDestroy(self.value)
+
+
 def _handle(lib: Any) -> int:
     handle = getattr(_local, "handle", None)
     if handle is None:
-        handle = lib.tjInitCompress()
-        if not handle:
-            raise RuntimeError("tjInitCompress failed")
-        _local.handle = handle  # lives as long as the worker thread; a few KB
-    return int(handle)
+        handle = _local.handle = _Handle(lib)
+    return int(handle.value)
 
 
 def encode_i420(planes: Any, width: int, height: int, quality: int) -> bytes:

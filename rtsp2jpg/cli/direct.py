@@ -17,6 +17,7 @@ from typing import Any
 
 from rtsp2jpg import config
 from rtsp2jpg.capture import sources
+from rtsp2jpg.capture.frames import bgr_of
 from rtsp2jpg.cli.codes import CV2_MISSING, FAILED, NO_CV2, OK, USAGE
 from rtsp2jpg.urls import UrlError, redact, validate_rtsp_url
 
@@ -82,7 +83,7 @@ def try_source(pipeline: Any, spec: Any, seconds: float) -> dict[str, Any]:
         if image is None:
             result["error"] = "first frame could not be decoded"
             return result
-        result["height"], result["width"] = (int(n) for n in pipeline.as_bgr(image).shape[:2])
+        result["height"], result["width"] = (int(n) for n in bgr_of(image).shape[:2])
         frames, t0 = 0, time.monotonic()
         while time.monotonic() - t0 < seconds and capture.grab():
             frames += 1
@@ -152,7 +153,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
             progress(f"{spec.label}: {redact(str(e))}")
             continue
         try:
-            image = pipeline.as_bgr(cap.retrieve()) if cap.grab() else None
+            image = bgr_of(cap.retrieve()) if cap.grab() else None
         finally:
             cap.release()
         if image is None:

@@ -14,6 +14,7 @@ import pytest
 
 from rtsp2jpg.capture import gst_demand, sources
 from rtsp2jpg.capture import opencv as pipeline
+from rtsp2jpg.capture.frames import bgr_of
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.demo.timecode import decode_stamp
 
@@ -59,7 +60,7 @@ def test_an_unread_camera_decodes_nothing_and_a_read_gets_the_newest_picture(rts
         assert len(pipe.gop) != seen, "no access units were received while idle"
         assert cap.grab()
         asked = time.time()
-        image = pipeline.as_bgr(cap.retrieve())
+        image = bgr_of(cap.retrieve())
         assert image is not None and image.shape[:2] == (360, 640)
         stamp = decode_stamp(image)
         assert stamp is not None
@@ -87,7 +88,7 @@ def test_frequent_reads_decode_as_pictures_arrive_and_a_glance_does_not_count(rt
         newest_at = time.time()
         before = pipe.pushed
         assert cap.grab()
-        image = pipeline.as_bgr(cap.retrieve(glance=True))  # the health check's read: the group's keyframe alone
+        image = bgr_of(cap.retrieve(glance=True))  # the health check's read: the group's keyframe alone
         assert image is not None and not pipe.demand.continuous()
         if pipe.pushed == before + 1:  # the keyframe had not been decoded: it is behind the newest unit
             assert cap.behind_sec > 0.1
@@ -117,7 +118,7 @@ def test_adaptive_decoding_works_for_h265(rtsp) -> None:
         assert cap.grab() and cap.retrieve() is not None
         _until_idle(cap)
         assert cap.grab()
-        image = pipeline.as_bgr(cap.retrieve())
+        image = bgr_of(cap.retrieve())
         assert image is not None and decode_stamp(image) is not None
     finally:
         cap.release()

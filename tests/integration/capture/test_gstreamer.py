@@ -13,6 +13,7 @@ import pytest
 from rtsp2jpg.capture import opencv as pipeline
 from rtsp2jpg.capture import sources
 from rtsp2jpg.capture.camera import Camera, Status
+from rtsp2jpg.capture.frames import bgr_of
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.demo.timecode import decode_stamp
 from tests.support.rtsp_server import wait_until
@@ -135,7 +136,7 @@ def test_a_grab_after_a_pause_gives_the_newest_frame_not_a_held_one(rtsp) -> Non
         retrieved_at = time.time()
     finally:
         capture.release()
-    stamp = decode_stamp(pipeline.as_bgr(image))
+    stamp = decode_stamp(bgr_of(image))
     assert stamp is not None and retrieved_at - stamp < 0.3, retrieved_at - stamp
 
 

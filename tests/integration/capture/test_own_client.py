@@ -15,6 +15,7 @@ import pytest
 
 from rtsp2jpg.capture import opencv as pipeline
 from rtsp2jpg.capture import receivers, sources
+from rtsp2jpg.capture.frames import bgr_of
 from rtsp2jpg.capture.sources import SourceError
 from rtsp2jpg.config import CaptureConfig
 from rtsp2jpg.demo.timecode import decode_stamp
@@ -34,7 +35,7 @@ def _spec(url: str, **cfg) -> sources.SourceSpec:
 def _age(cap) -> float:
     """Grab and read one picture; how old its time code says it is."""
     assert cap.grab()
-    image = pipeline.as_bgr(cap.retrieve())
+    image = bgr_of(cap.retrieve())
     assert image is not None
     stamp = decode_stamp(image)
     assert stamp is not None

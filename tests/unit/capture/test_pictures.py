@@ -6,6 +6,9 @@ it (limited-range I420 from BGR), so a wrong range, plane order or size shows up
 
 from __future__ import annotations
 
+import gc
+import threading
+
 import cv2
 import numpy as np
 import pytest
@@ -129,6 +132,21 @@ def test_a_concealed_grey_picture_looks_blank_as_planes_too() -> None:
 def test_turbo_refuses_what_is_not_packed_i420(planes: np.ndarray) -> None:
     with pytest.raises(ValueError, match="not packed I420"):
         turbo.encode_i420(planes, 8, 8, 80)
+
+
+def test_a_threads_turbojpeg_handle_is_destroyed_when_the_thread_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = turbo._load()
+    destroyed: list[int] = []
+    real = lib.tjDestroy
+    monkeypatch.setattr(lib, "tjDestroy", lambda handle: destroyed.append(handle) or real(handle))
+    jpegs: list[bytes] = []
+    grey = np.full((12, 8), 128, np.uint8)
+    worker = threading.Thread(target=lambda: jpegs.extend(turbo.encode_i420(grey, 8, 8, 80) for _ in range(3)))
+    worker.start()
+    worker.join()
+    gc.collect()
+    assert len(jpegs) == 3 and jpegs[0].startswith(b"\xff\xd8")
+    assert len(destroyed) == 1  # one handle for the thread's three encodes, gone with the thread
 
 
 def test_the_range_tables_are_exact_its_tables_exact() -> None:
