@@ -101,15 +101,19 @@ def part(jpeg: bytes, captured_at: float, seq: int) -> bytes:
     return head.encode("ascii") + jpeg + b"\r\n"
 
 
-def viewer(cam: Camera, encode: Callable[..., bytes], *, quality: int, width: int, fps: float,
+def viewer(source: Callable[[], Camera], encode: Callable[..., bytes], *, quality: int, width: int, fps: float,
            stall_timeout: float, backlog: Callable[[], int], gone: Callable[[], bool],
            stats: ViewerStats, clock: Callable[[], float] = time.monotonic) -> Iterator[bytes]:
     """Yield one part per new frame, at most `fps` a second, until the camera goes or the client stalls.
 
+    `source()` is the stream to read, asked again before every frame: a viewer of a camera's feed
+    moves to the sub stream when it comes up (and back to the main one when it fails) instead of
+    keeping, for as long as it watches, whichever stream delivered when it connected.
     `backlog()` is the number of bytes already queued for the client: while it exceeds about one
     part, new frames are skipped rather than queued. `gone()` says the camera was removed.
     """
     interval = 1.0 / fps
+    cam = source()
     latest = cam.slot.latest()
     # An old frame in the slot goes out only if no newer one comes within the first wait (heartbeat).
     last_seq = latest.seq if latest is not None and latest.age() > 2 * interval else 0
@@ -117,6 +121,8 @@ def viewer(cam: Camera, encode: Callable[..., bytes], *, quality: int, width: in
     progress_at = clock()  # last time the client had taken what we gave it
     sent_at = -1e9
     while not gone():
+        if (now_reading := source()) is not cam:  # each stream numbers its own frames: start afresh
+            cam, last_seq = now_reading, 0
         frame = cam.slot.wait_newer(last_seq, min(1.0, max(interval, 0.05)))
         now = clock()
         fresh = frame is not None and frame.seq > last_seq

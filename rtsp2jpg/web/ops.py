@@ -133,10 +133,11 @@ def install(app: bottle.Bottle, service: Any, *, protect_reads: Callable[..., No
         width = number("width", int, 1, MAX_DIMENSION) or 0
         quality = number("q", int, 1, 100) or cam.cfg.jpeg_quality
         name = parsed("stream", streams.parse_stream)
-        try:  # a viewer reads continuously: the sub stream unless it asks for main
-            source = streams.pick(cam, name) if name else cam.feed
+        try:  # a viewer reads continuously: the sub stream while it delivers, unless it names one
+            named = streams.pick(cam, name) if name else None
         except LookupError as e:
             raise bottle.HTTPError(400, f"stream: {e}") from None
+        source = (lambda: named) if named is not None else (lambda: cam.feed)
         refused = limits.acquire(camera_id)
         if refused:
             raise bottle.HTTPError(503, refused, Retry_After="5")

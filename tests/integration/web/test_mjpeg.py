@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
+import time
 
 import numpy as np
 
@@ -129,17 +130,37 @@ def test_viewers_share_one_encode_per_frame_and_skip_when_backlogged():
 
     stats = mjpeg.ViewerStats()
     common = dict(quality=80, width=0, fps=50.0, stall_timeout=0.5, gone=lambda: False, stats=stats)
-    a = mjpeg.viewer(cam, encode, backlog=lambda: 0, **common)
-    b = mjpeg.viewer(cam, encode, backlog=lambda: 0, **common)
+    a = mjpeg.viewer(lambda: cam, encode, backlog=lambda: 0, **common)
+    b = mjpeg.viewer(lambda: cam, encode, backlog=lambda: 0, **common)
     first_a, first_b = next(a), next(b)
     assert first_a == first_b and b"X-Frame-Seq: 1" in first_a
     assert calls == [(80, 0)]  # one encode for both viewers
 
-    stuck = mjpeg.viewer(cam, encode, backlog=lambda: 10**7, **common)
+    stuck = mjpeg.viewer(lambda: cam, encode, backlog=lambda: 10**7, **common)
     assert list(stuck) == []  # never reads: frames are skipped, then the viewer is dropped
     assert stats.frames_skipped > 0 and stats.dropped_slow == 1
     a.close()
     b.close()
+
+
+def test_a_viewer_moves_to_the_stream_its_source_names_now():
+    """A feed's viewer opened while the sub stream was still connecting moves to it once it delivers;
+    each stream's frames are numbered apart, so the sub's frame 1 is sent after the main's frame 5."""
+    main, sub = FakeCamera(), FakeCamera()
+    main.slot.put(Frame(5, np.zeros((36, 64, 3), np.uint8), captured_at=1e12))
+    sub.slot.put(Frame(1, np.ones((18, 32, 3), np.uint8), captured_at=1e12))
+    reading = [main]
+    stats = mjpeg.ViewerStats()
+    deadline = time.monotonic() + 5  # a viewer stuck on the main stream ends here: StopIteration, not a hang
+    parts = mjpeg.viewer(lambda: reading[0], lambda image, q, w, h: b"\xff\xd8%d" % image.shape[1], quality=80,
+                         width=0, fps=50.0, stall_timeout=0.5, backlog=lambda: 0,
+                         gone=lambda: time.monotonic() > deadline, stats=stats)
+    first = next(parts)
+    assert b"X-Frame-Seq: 5" in first and first.endswith(b"64\r\n")  # encoded from the main stream's 64-wide picture
+    reading[0] = sub  # the sub stream came up
+    second = next(parts)
+    assert b"X-Frame-Seq: 1" in second and second.endswith(b"32\r\n")
+    parts.close()
 
 
 def test_limits_per_camera_and_in_all():
