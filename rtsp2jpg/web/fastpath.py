@@ -16,6 +16,7 @@ implementation: api.py's, app.py's checks.
 from __future__ import annotations
 
 import hmac
+import io
 import logging
 import time
 import weakref
@@ -108,7 +109,11 @@ class FastSnapshots:
                 if self._metrics is not None:
                     self._metrics.observe_snapshot(cam_id, 200, time.perf_counter() - started)
                     self._metrics.add_bytes(ROUTE, len(body))
-                return [body]
+                # Waitress copies a returned bytes body into its output buffer (125 KB per answer);
+                # a file wrapper over the same bytes is sent from them (16 connections: ~10-20%
+                # more answers per second for the same CPU, bench/snapshot_http.py).
+                wrapper = environ.get("wsgi.file_wrapper")
+                return wrapper(io.BytesIO(body)) if wrapper is not None else [body]
         return self.fallback(environ, start_response)
 
     def _answer(self, environ: dict[str, Any], cam_id: str) -> tuple[str, bytes, list[tuple[str, str]]] | None:

@@ -3,6 +3,7 @@ route does, keep every check (Host, API key, 404s) and still be counted in /metr
 
 from __future__ import annotations
 
+import http.client as http_client
 from email.utils import parsedate_to_datetime
 
 from tests.support.rtsp_server import wait_until
@@ -63,3 +64,25 @@ def test_plain_poll_of_a_camera_with_a_sub_stream_answers_from_the_main_one(serv
     assert fast.headers["x-stream"] == full.headers["x-stream"] == "main"
     assert set(fast.headers) == set(full.headers)
     assert fast.headers["etag"] == f'"{fast.headers["x-frame-seq"]}"'
+
+
+def test_plain_polls_on_one_keep_alive_connection_are_whole_jpegs(service_factory, rtsp):
+    """The fast path hands Waitress its body as a file wrapper: every answer on a reused connection
+    must still be exactly Content-Length bytes of one JPEG, the same bytes for the same frame."""
+    svc = service_factory({})
+    cam = _active(svc, rtsp)
+    conn = http_client.HTTPConnection("127.0.0.1", svc.port, timeout=10)
+    by_seq: dict[str, bytes] = {}
+    try:
+        for _ in range(40):
+            conn.request("GET", f"/snapshot/{cam}")
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == 200
+            assert int(resp.getheader("Content-Length")) == len(body)
+            assert body.startswith(b"\xff\xd8") and body.endswith(b"\xff\xd9")
+            seq = resp.getheader("X-Frame-Seq")
+            assert by_seq.setdefault(seq, body) == body
+    finally:
+        conn.close()
+    assert by_seq
