@@ -88,13 +88,14 @@ class BoundedChannel(HTTPChannel):
         return result
 
     def readable(self) -> bool:
-        if (self.request is not None and self.request is self._pending and not self.requests
-                and not self.will_close and time.monotonic() - self._started > self.request_timeout):
+        # Asked of every channel on every turn of the I/O loop: the common case (no partial request)
+        # costs one attribute test before Waitress's own answer, which already says no once closing.
+        pending = self._pending
+        if (pending is not None and self.request is pending and not self.requests and not self.will_close
+                and time.monotonic() - self._started > self.request_timeout):
             self.will_close = True  # writable() then closes it
             _note_drop(self.request_timeout)
-        if self.will_close:
-            return False
-        return bool(super().readable())
+        return HTTPChannel.readable(self)
 
 
 def make_server(app: Any, http: HttpConfig) -> Any:
