@@ -63,6 +63,14 @@ def grey_of(pixels: Pixels) -> Any:
     return pixels.grey() if hasattr(pixels, "grey") else pixels
 
 
+def size_of(pixels: Pixels) -> tuple[int, int]:
+    """(width, height) of Planes or of a BGR image."""
+    if hasattr(pixels, "bgr"):
+        return pixels.width, pixels.height
+    height, width = pixels.shape[:2]
+    return width, height
+
+
 def looks_blank(image: Pixels) -> bool:
     """FFmpeg conceals what it cannot decode (no keyframe yet, garbled references) as flat mid-grey.
 
@@ -161,10 +169,7 @@ class Frame:
         self.pixels = image  # BGR, or Planes: what the camera retrieved, as it came
         self.captured_at = captured_at  # epoch seconds when the frame was grabbed
         self.picture = picture  # the camera's settings: id for EXIF, name and default of the time stamp
-        if hasattr(image, "bgr"):
-            self.width, self.height = image.width, image.height
-        else:
-            self.height, self.width = image.shape[:2]
+        self.width, self.height = size_of(image)
         self._budget = budget if budget is not None else EncodeBudget()
         self._token: int | None = None  # set by the budget on the first cached encoding
         # Per-frame lock: two readers of the same frame wait for one encode instead of doing two.

@@ -17,7 +17,7 @@ from typing import Any
 
 from rtsp2jpg import config
 from rtsp2jpg.capture import sources
-from rtsp2jpg.capture.frames import bgr_of
+from rtsp2jpg.capture.frames import bgr_of, size_of
 from rtsp2jpg.cli.codes import CV2_MISSING, FAILED, NO_CV2, OK, USAGE
 from rtsp2jpg.urls import UrlError, redact, validate_rtsp_url
 
@@ -83,7 +83,7 @@ def try_source(pipeline: Any, spec: Any, seconds: float) -> dict[str, Any]:
         if image is None:
             result["error"] = "first frame could not be decoded"
             return result
-        result["height"], result["width"] = (int(n) for n in bgr_of(image).shape[:2])
+        result["width"], result["height"] = (int(n) for n in size_of(image))
         frames, t0 = 0, time.monotonic()
         while time.monotonic() - t0 < seconds and capture.grab():
             frames += 1

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtsp2jpg.capture import exif, opencv, turbo
-from rtsp2jpg.capture.frames import Frame, fit_size, looks_blank
+from rtsp2jpg.capture.frames import Frame, bgr_of, fit_size, looks_blank, size_of
 from rtsp2jpg.capture.opencv import YuvPicture, encode_jpeg
 from tests.support.exif_reader import read_exif, text
 
@@ -153,3 +153,14 @@ def test_the_range_tables_are_exact_its_tables_exact() -> None:
     """16 -> 0 and 235 -> 255 (Y), 128 stays 128 (U, V): the ends of video range are JPEG's ends."""
     assert opencv._Y_FULL[16] == 0 and opencv._Y_FULL[235] == 255 and opencv._Y_FULL[0] == 0
     assert opencv._C_FULL[128] == 128 and opencv._C_FULL[16] == 0 and opencv._C_FULL[240] == 255
+
+
+@given(st.integers(1, 60), st.integers(1, 40), st.sampled_from(["I420", "NV12", "BGR"]))
+def test_a_pictures_size_is_the_same_in_every_layout(half_w: int, half_h: int, layout: str) -> None:
+    """size_of answers for planes without converting them, and agrees with their BGR conversion."""
+    w, h = 2 * half_w, 2 * half_h
+    bgr = np.zeros((h, w, 3), np.uint8)
+    pixels = bgr if layout == "BGR" else as_decoder_gives(bgr, layout)
+    assert size_of(pixels) == (w, h)
+    assert bgr_of(pixels).shape[:2] == (h, w)
+    assert (Frame(1, pixels, 0.0).width, Frame(1, pixels, 0.0).height) == (w, h)
