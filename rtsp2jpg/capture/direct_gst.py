@@ -33,6 +33,9 @@ class DirectCapture:
         if self._primed:
             self._primed = False
         else:
+            # Let go of an unretrieved sample before waiting for the next: held across the pull, it
+            # is one more decoder buffer outstanding, and the decoder's pool grows to the peak.
+            self._sample = None
             self._sample = self._pipe.pull(self.spec.read_timeout_sec)
         return self._sample is not None
 
