@@ -3,7 +3,7 @@
 Idle = the service with no camera (OpenCV already imported). Then one camera, then eight at 720p
 (issue 13: "measured with 8 cameras polled at 1/s") and three at 1080p, on one shared mount, each
 polled once a second so frames are converted and JPEGs cached as in use. Per camera = (RSS with N -
-idle) / N; the first camera (which also loads GStreamer's decoder libraries, ~30 MB of them on
+idle) / N; the first camera (which also loads GStreamer's decoder libraries, ~20 MB of them on
 Debian) and each next one are reported apart. The service applies the systemd unit's malloc
 settings itself (rtsp2jpg/process/malloc.py), so this is the service as deployed.
 

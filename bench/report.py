@@ -112,7 +112,7 @@ def _scale(r: dict[str, Any]) -> list[str]:
 def _memory(r: dict[str, Any]) -> list[str]:
     lines = [f"Memory: RSS beyond the idle service (OpenCV loaded, no camera), cameras polled once a second "
              f"(target: <= {r['target_720p_mb']:.0f} MB per 720p camera with 8 cameras). The first camera also "
-             "loads GStreamer's decoder libraries.", "",
+             "loads GStreamer's decoder libraries (~20 MB; 7 MB of them libavfilter and the voices it links).", "",
              "The last column is the floor without Python: each next copy of the service's decode pipeline "
              "in one gst-launch process (the decoder's picture pool is most of it).", "",
              "| stream | cameras | idle MB | per camera MB | first camera MB | each next camera MB | "
