@@ -14,7 +14,8 @@ out for as long as they trickled. Hence, deliberately:
   connection is closed (checked on each loop pass, about once a second);
 - poll() rather than select(), which fails beyond 1024 descriptors;
 - idle keep-alive connections closed after `channel_timeout` (longer than a long-poll), checked every
-  CLEANUP_INTERVAL_SEC rather than Waitress's 30 s.
+  CLEANUP_INTERVAL_SEC rather than Waitress's 30 s;
+- a poll whose answer is already at hand is answered on the I/O thread itself (web/channel.py).
 """
 
 from __future__ import annotations
@@ -22,18 +23,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable
 from http.client import HTTPConnection
 from typing import Any
 
-from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 
 from rtsp2jpg.capture.backend import Backend, default_backend
 from rtsp2jpg.config import Config, HttpConfig
 from rtsp2jpg.process import sdnotify
 from rtsp2jpg.service import Service
+from rtsp2jpg.web.channel import BoundedChannel, InlineDispatcher, quiet_on_io_thread
 
 log = logging.getLogger(__name__)
 
@@ -58,68 +58,39 @@ def effective_connection_limit(configured: int, fd_limit: int | None) -> int:
     return max(16, min(configured, fd_limit - FD_RESERVE))
 
 
-_drops = {"count": 0, "logged_at": -1e9}  # touched only by Waitress's I/O thread
-
-
-def _note_drop(timeout: float) -> None:
-    """One warning a minute at most, with the count: a slowloris must not flood the log too."""
-    _drops["count"] += 1
-    now = time.monotonic()
-    if now - _drops["logged_at"] >= 60:
-        log.warning("closed %d connection(s) that did not send a whole request within %gs (slow or hostile "
-                    "clients; http.request_timeout_sec)", _drops["count"], timeout)
-        _drops.update(count=0, logged_at=now)
-
-
-class BoundedChannel(HTTPChannel):
-    """An HTTPChannel that drops a client whose request is not complete `request_timeout` s after it
-    began (Waitress only drops idle channels). All of it runs in Waitress's I/O thread."""
-
-    request_timeout = 10.0
-    _pending: Any = None  # the partial request being timed
-    _started = 0.0
-
-    def received(self, data: bytes) -> bool:
-        result = super().received(data)
-        if self.request is None:
-            self._pending = None
-        elif self.request is not self._pending:
-            self._pending, self._started = self.request, time.monotonic()
-        return result
-
-    def readable(self) -> bool:
-        # Asked of every channel on every turn of the I/O loop: the common case (no partial request)
-        # costs one attribute test before Waitress's own answer, which already says no once closing.
-        pending = self._pending
-        if (pending is not None and self.request is pending and not self.requests and not self.will_close
-                and time.monotonic() - self._started > self.request_timeout):
-            self.will_close = True  # writable() then closes it
-            _note_drop(self.request_timeout)
-        return HTTPChannel.readable(self)
-
-
-def make_server(app: Any, http: HttpConfig) -> Any:
-    """waitress.create_server with the limits above; the caller runs and closes it."""
+def make_server(app: Any, http: HttpConfig, answer_now: Callable[[dict[str, Any]], bool] | None = None) -> Any:
+    """waitress.create_server with the limits above; the caller runs and closes it. `answer_now`
+    (environ -> answer at hand?) picks the requests answered on the I/O thread."""
     limit = effective_connection_limit(http.connection_limit, _fd_soft_limit())
     if limit < http.connection_limit:
         log.warning("http.connection_limit %d lowered to %d: the open-files limit is %s (raise LimitNOFILE)",
                     http.connection_limit, limit, _fd_soft_limit())
-    server = create_server(
-        app, host=http.host, port=http.port, threads=http.threads, ident="rtsp2jpg",
-        # Long-polls hold a connection quietly; a keep-alive client idle longer than this is dropped.
-        channel_timeout=max(30, int(http.long_poll_timeout_sec) + 10), cleanup_interval=CLEANUP_INTERVAL_SEC,
-        connection_limit=limit, backlog=BACKLOG, asyncore_use_poll=True,
-        max_request_body_size=http.max_body_bytes,
-        # Waitress must not strip forwarding headers: rtsp2jpg.web.trust needs to see them to refuse the
-        # loopback shortcut to an unlisted proxy (stripped, nginx's requests looked like local ones),
-        # and it follows them only from http.trusted_proxies (Waitress's trusted_proxy takes one IP).
-        clear_untrusted_proxy_headers=False)
-    channel = type("BoundedChannel", (BoundedChannel,), {"request_timeout": http.request_timeout_sec})
+    dispatcher = InlineDispatcher()
+    dispatcher.set_thread_count(http.threads)
+    try:
+        server = create_server(
+            app, _dispatcher=dispatcher, host=http.host, port=http.port, threads=http.threads, ident="rtsp2jpg",
+            # Long-polls hold a connection quietly; a keep-alive client idle longer than this is dropped.
+            channel_timeout=max(30, int(http.long_poll_timeout_sec) + 10), cleanup_interval=CLEANUP_INTERVAL_SEC,
+            connection_limit=limit, backlog=BACKLOG, asyncore_use_poll=True,
+            max_request_body_size=http.max_body_bytes,
+            # Waitress must not strip forwarding headers: rtsp2jpg.web.trust needs to see them to refuse the
+            # loopback shortcut to an unlisted proxy (stripped, nginx's requests looked like local ones),
+            # and it follows them only from http.trusted_proxies (Waitress's trusted_proxy takes one IP).
+            clear_untrusted_proxy_headers=False)
+    except BaseException:
+        dispatcher.shutdown()  # its threads would outlive a server that could not bind
+        raise
+    channel = type("BoundedChannel", (BoundedChannel,), {
+        "request_timeout": http.request_timeout_sec,
+        "answer_now": staticmethod(answer_now) if answer_now is not None else None})
     listeners = [server] if isinstance(server, BaseWSGIServer) else \
         [d for d in getattr(server, "map", {}).values() if isinstance(d, BaseWSGIServer)]
     for listener in listeners:
         listener.channel_class = channel  # read per accept; nothing is accepted before run()
+        listener.pull_trigger = quiet_on_io_thread(listener.pull_trigger)
     return server
+
 
 def probe_http(host: str, port: int, timeout: float) -> str | None:
     """GET /health from our own server over loopback: None if it answered within `timeout`.
@@ -166,7 +137,8 @@ def run(config: Config, backend: Backend | None = None, ready: Callable[[Any], N
     http = config.http
     # Connection limit, request deadline, poll(): see make_server below (slowloris). Long-polls hold a
     # worker; a bounded queue warning stays quiet (see DESIGN 9 on waitress.queue).
-    server = make_server(make_app(service), http)
+    app = make_app(service)
+    server = make_server(app, http, answer_now=app.wsgi.answer_now)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     host = getattr(server, "effective_host", http.host)
     port = server.effective_port  # type: ignore[attr-defined]

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/snapshot/"
 ROUTE = "/snapshot/<camera_id>"  # the rule Bottle's metrics plugin counts the same bytes under
+PREPARED = "rtsp2jpg.snapshot"  # environ key: the answer answer_now found, for __call__
 MEMO_MAX = 256  # distinct Accept headers, and cameras' answers, remembered (bounded whatever clients send)
 
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -94,30 +95,52 @@ class FastSnapshots:
         self._last: dict[str, Encoded] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if (environ.get("REQUEST_METHOD") == "GET" and path.startswith(PREFIX) and not environ.get("QUERY_STRING")
-                and "HTTP_IF_NONE_MATCH" not in environ):
-            started = time.perf_counter()
+        started = time.perf_counter()
+        answer = environ.pop(PREPARED, None)  # answer_now found it on the I/O thread
+        if answer is None and self._plain(environ):
             try:
-                answer = self._answer(environ, path[len(PREFIX):])
+                answer = self._answer(environ, environ["PATH_INFO"][len(PREFIX):])
             except Exception:  # never a 500 from here: the full route decides (and logs) what went wrong
                 log.debug("snapshot fast path failed; answering through the app", exc_info=True)
-                answer = None
-            if answer is not None:
-                cam_id, body, headers = answer
-                start_response("200 OK", headers)
-                if self._metrics is not None:
-                    self._metrics.observe_snapshot(cam_id, 200, time.perf_counter() - started)
-                    self._metrics.add_bytes(ROUTE, len(body))
-                # Waitress copies a returned bytes body into its output buffer (125 KB per answer);
-                # a file wrapper over the same bytes is sent from them (16 connections: ~10-20%
-                # more answers per second for the same CPU, bench/snapshot_http.py).
-                wrapper = environ.get("wsgi.file_wrapper")
-                return wrapper(io.BytesIO(body)) if wrapper is not None else [body]
-        return self.fallback(environ, start_response)
+        if answer is None:
+            return self.fallback(environ, start_response)
+        cam_id, body, headers = answer
+        start_response("200 OK", headers)
+        if self._metrics is not None:
+            self._metrics.observe_snapshot(cam_id, 200, time.perf_counter() - started)
+            self._metrics.add_bytes(ROUTE, len(body))
+        # Waitress copies a returned bytes body into its output buffer (125 KB per answer);
+        # a file wrapper over the same bytes is sent from them (16 connections: ~10-20%
+        # more answers per second for the same CPU, bench/snapshot_http.py).
+        wrapper = environ.get("wsgi.file_wrapper")
+        return wrapper(io.BytesIO(body)) if wrapper is not None else [body]
 
-    def _answer(self, environ: dict[str, Any], cam_id: str) -> tuple[str, bytes, list[tuple[str, str]]] | None:
-        """(camera id, body, headers) of the 200 the full route would give at once, else None."""
+    def answer_now(self, environ: dict[str, Any]) -> bool:
+        """True when this request's whole answer is already at hand (a plain poll of a camera whose
+        newest frame is encoded for it), kept in `environ` for __call__. For Waitress's I/O thread
+        (serve.InlineDispatcher), so it never waits for a frame and never encodes one."""
+        if not self._plain(environ):
+            return False
+        try:
+            answer = self._answer(environ, environ["PATH_INFO"][len(PREFIX):], at_once=True)
+        except Exception:
+            log.debug("snapshot fast path failed; answering through the app", exc_info=True)
+            return False
+        if answer is None:
+            return False
+        environ[PREPARED] = answer
+        return True
+
+    @staticmethod
+    def _plain(environ: dict[str, Any]) -> bool:
+        """The one request this path answers: GET /snapshot/<id>, no query, not conditional."""
+        return (environ.get("REQUEST_METHOD") == "GET" and environ.get("PATH_INFO", "").startswith(PREFIX)
+                and not environ.get("QUERY_STRING") and "HTTP_IF_NONE_MATCH" not in environ)
+
+    def _answer(self, environ: dict[str, Any], cam_id: str,
+                at_once: bool = False) -> tuple[str, bytes, list[tuple[str, str]]] | None:
+        """(camera id, body, headers) of the 200 the full route would give, else None. `at_once`:
+        only an answer that needs neither a wait for a newer frame nor an encode."""
         if not cam_id or "/" in cam_id or "." in cam_id or not cam_id.isascii() or self._locked:
             return None
         if self._trust.hosts_allowed(environ) is not None:
@@ -143,6 +166,8 @@ class FastSnapshots:
         if frame is None:
             return None
         if frame.age() > freshness:
+            if at_once:
+                return None
             wait = snapshot_wait(cam, self._long_poll_timeout)
             if wait > UNCOUNTED_WAIT_SEC:
                 return None
@@ -156,6 +181,8 @@ class FastSnapshots:
             last = None
         if last is not None and last.frame() is frame and last.view == view:
             return cam_id, last.body, last.headers
+        if at_once:
+            return None
         body = frame.try_encode(self._encode, view)
         if body is None:  # another worker is encoding this new frame: the previous one, if still fresh
             if last is not None and last.view == view and time.time() - last.captured_at <= freshness:

@@ -1,5 +1,7 @@
 """fastpath.FastSnapshots when the slot's frame is too old to serve: it waits for the next frame itself
-when the full route would wait without a long-poll slot, and leaves everything else to Bottle.
+when the full route would wait without a long-poll slot, and leaves everything else to Bottle. And
+answer_now, asked on Waitress's I/O thread: yes only for an answer already encoded, never a wait or
+an encode there.
 
 Pure logic with a stand-in camera (a slot frame of a chosen age, a next frame handed over by the
 wait): which of the two answers is a routing decision, and the real service cannot be made to hold
@@ -48,20 +50,34 @@ def _frame(seq: int, age: float) -> Frame:
     return Frame(seq, np.full((8, 8, 3), seq, np.uint8), time.time() - age)
 
 
-def _call(cam: _Camera) -> tuple[str, list[tuple[str, str]], bytes, int]:
-    fallbacks = []
-
+def _fast(cam: _Camera, fallbacks: list[int] | None = None, encodes: list[int] | None = None) -> FastSnapshots:
     def fallback(environ, start_response):
-        fallbacks.append(1)
+        if fallbacks is not None:
+            fallbacks.append(1)
         start_response("503 Service Unavailable", [])
         return [b""]
 
-    fast = FastSnapshots(fallback, lambda _id: cam, lambda image, q, w=0, h=0, **_: b"\xff\xd8jpeg%d" % image[0, 0, 0],
-                         Trust(), "", False, None, long_poll_timeout=10.0)
+    def encode(image, q, w=0, h=0, **_):
+        if encodes is not None:
+            encodes.append(int(image[0, 0, 0]))
+        return b"\xff\xd8jpeg%d" % image[0, 0, 0]
+
+    return FastSnapshots(fallback, lambda _id: cam, encode, Trust(), "", False, None, long_poll_timeout=10.0)
+
+
+def _environ(host: str = "127.0.0.1") -> dict:
+    return {"REQUEST_METHOD": "GET", "PATH_INFO": "/snapshot/cam", "HTTP_HOST": host}
+
+
+def _answer(fast: FastSnapshots, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
     answered: list = []
-    body = b"".join(fast({"REQUEST_METHOD": "GET", "PATH_INFO": "/snapshot/cam", "HTTP_HOST": "127.0.0.1"},
-                         lambda status, headers: answered.extend([status, headers])))
-    return answered[0], answered[1], body, len(fallbacks)
+    body = b"".join(fast(environ, lambda status, headers: answered.extend([status, headers])))
+    return answered[0], answered[1], body
+
+
+def _call(cam: _Camera) -> tuple[str, list[tuple[str, str]], bytes, int]:
+    fallbacks: list[int] = []
+    return (*_answer(_fast(cam, fallbacks), _environ()), len(fallbacks))
 
 
 def test_a_fresh_frame_is_served_without_waiting() -> None:
@@ -91,3 +107,28 @@ def test_no_frame_after_the_wait_goes_to_bottle() -> None:
     cam = _Camera(_frame(1, 0.5), None)
     status, _, _, fallbacks = _call(cam)
     assert (status, fallbacks) == ("503 Service Unavailable", 1)
+
+
+def test_answer_now_says_yes_only_to_an_answer_already_encoded_and_gives_that_one() -> None:
+    cam, encodes, fallbacks = _Camera(_frame(1, 0.01), _frame(2, 0.0)), [], []
+    fast = _fast(cam, fallbacks, encodes)
+    assert not fast.answer_now(_environ())  # frame 1 is not encoded yet: that is a worker's job
+    assert encodes == []
+    first = _answer(fast, _environ())  # a worker encodes it
+    prepared = _environ()
+    assert fast.answer_now(prepared)
+    assert _answer(fast, prepared) == first and encodes == [1] and fallbacks == []
+    cam.slot_frame = _frame(3, 0.0)  # a newer frame: not at hand until encoded
+    assert not fast.answer_now(_environ()) and encodes == [1]
+
+
+def test_answer_now_never_waits_and_keeps_every_refusal() -> None:
+    cam = _Camera(_frame(1, 0.01), _frame(2, 0.0))
+    fast = _fast(cam)
+    _answer(fast, _environ())
+    assert not fast.answer_now(_environ("evil.example"))  # the Host rule (421 through Bottle)
+    assert not fast.answer_now({**_environ(), "QUERY_STRING": "width=10"})
+    assert not fast.answer_now({**_environ(), "REQUEST_METHOD": "HEAD"})
+    assert not fast.answer_now({**_environ(), "HTTP_IF_NONE_MATCH": "x"})
+    cam.slot_frame = _frame(1, 0.5)  # too old: the full path would wait for the next frame
+    assert not fast.answer_now(_environ()) and cam.waits == []
