@@ -200,6 +200,10 @@ class Frame:
         time, bench/snapshot_http.py); the caller may serve the previous, still fresh, frame instead."""
         return self._encoded(encode, view, wait=False)
 
+    def encoding(self) -> bool:
+        """True while a reader is encoding this frame (try_encode would say None)."""
+        return self._lock.locked()
+
     def _encoded(self, encode: Encoder, view: View, wait: bool) -> bytes | None:
         w, h = transformed_size(self.width, self.height, view.crop, view.rotate)
         out_w, out_h = fit_size(w, h, view.width, view.height)

@@ -181,12 +181,15 @@ class FastSnapshots:
             last = None
         if last is not None and last.frame() is frame and last.view == view:
             return cam_id, last.body, last.headers
+        # While another reader encodes this new frame: the previous answer, if still fresh.
+        previous = last if last is not None and last.view == view and time.time() - last.captured_at <= freshness \
+            else None
         if at_once:
-            return None
+            return (cam_id, previous.body, previous.headers) if previous is not None and frame.encoding() else None
         body = frame.try_encode(self._encode, view)
-        if body is None:  # another worker is encoding this new frame: the previous one, if still fresh
-            if last is not None and last.view == view and time.time() - last.captured_at <= freshness:
-                return cam_id, last.body, last.headers
+        if body is None:
+            if previous is not None:
+                return cam_id, previous.body, previous.headers
             body = frame.encode(self._encode, view)
         headers = frame_headers(frame, fmt, len(body), cam.sub is not None)
         if len(self._last) >= MEMO_MAX:  # ids of removed cameras are not asked again: forget those first

@@ -10,6 +10,7 @@ tests/integration/web/test_fastpath.py."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -132,3 +133,28 @@ def test_answer_now_never_waits_and_keeps_every_refusal() -> None:
     assert not fast.answer_now({**_environ(), "HTTP_IF_NONE_MATCH": "x"})
     cam.slot_frame = _frame(1, 0.5)  # too old: the full path would wait for the next frame
     assert not fast.answer_now(_environ()) and cam.waits == []
+
+
+def test_answer_now_gives_the_previous_answer_while_a_worker_encodes_the_new_frame() -> None:
+    cam, started, release = _Camera(_frame(1, 0.01), _frame(2, 0.0)), threading.Event(), threading.Event()
+
+    def slow_encode(image, q, w=0, h=0, **_):
+        if image[0, 0, 0] == 3:
+            started.set()
+            release.wait(10)
+        return b"\xff\xd8jpeg%d" % image[0, 0, 0]
+
+    fast = FastSnapshots(lambda e, s: [b""], lambda _id: cam, slow_encode, Trust(), "", False, None, 10.0)
+    first = _answer(fast, _environ())
+    cam.slot_frame = _frame(3, 0.0)
+    assert not fast.answer_now(_environ())  # nobody encodes frame 3 yet: a worker must
+    worker = threading.Thread(target=_answer, args=(fast, _environ()))
+    worker.start()
+    try:
+        assert started.wait(10)
+        prepared = _environ()
+        assert fast.answer_now(prepared)
+        assert _answer(fast, prepared) == first  # frame 1's answer, still fresh
+    finally:
+        release.set()
+        worker.join(10)
