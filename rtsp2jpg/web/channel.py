@@ -132,12 +132,8 @@ def quiet_on_io_thread(pull: Callable[[], None]) -> Callable[[], None]:
 
 
 class InlineDispatcher(ThreadedTaskDispatcher):
-    """Waitress's worker pool, except for requests a BoundedChannel answers on the I/O thread.
-
-    Why: a poll of a camera's newest, already encoded frame is a few dict lookups, but handing it to
-    a worker cost a lock, a notify and two GIL hand-offs between threads, which under a 16-connection
-    flood was most of Waitress's own time (py-spy --gil). Everything that may wait or encode still
-    goes to a worker, so the I/O thread never blocks on a camera."""
+    """Waitress's worker pool, except for requests a BoundedChannel answers on the I/O thread (see
+    the module's docstring for why)."""
 
     def add_task(self, task: Any) -> None:
         if isinstance(task, BoundedChannel) and task.take_inline():

@@ -117,8 +117,9 @@ class FastSnapshots:
 
     def answer_now(self, environ: dict[str, Any]) -> bool:
         """True when this request's whole answer is already at hand (a plain poll of a camera whose
-        newest frame is encoded for it), kept in `environ` for __call__. For Waitress's I/O thread
-        (serve.InlineDispatcher), so it never waits for a frame and never encodes one."""
+        newest frame is encoded for it, or whose previous one is while a reader encodes the newest),
+        kept in `environ` for __call__. Asked on Waitress's I/O thread (web/channel.py), so it never
+        waits for a frame and never encodes one."""
         if not self._plain(environ):
             return False
         try:
