@@ -3,6 +3,7 @@ the real service process return to their baseline (counts from /proc, like datas
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,6 +15,34 @@ from tests.support.rtsp_server import wait_until
 
 ROUNDS = int(os.environ.get("RTSP2JPG_LEAK_ROUNDS", "3"))
 CAMERAS = 100
+
+
+def _http_connections(pid: int, http_port: int) -> set[str]:
+    """The `socket:[inode]` names of the service's accepted HTTP connections (local port = its own,
+    not listening). The test's own requests leave one closing for a moment after each answer (seen
+    in LAST_ACK), which made the fd count differ by one between rounds with nothing leaked."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        path = Path(f"/proc/{pid}/net/{table}")
+        for line in path.read_text().splitlines()[1:] if path.exists() else ():
+            fields = line.split()
+            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+            if local_port == http_port and state != "0A":  # 0A: LISTEN
+                inodes.add(f"socket:[{inode}]")
+    return inodes
+
+
+def _open_files(pid: int, http_port: int) -> list[str]:
+    """What each of the service's descriptors refers to (files, pipes, sockets), sorted, without
+    the HTTP connections of the test's own requests: a camera's leaked RTSP socket still counts."""
+    targets = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:  # closed between listdir and readlink
+            continue
+    http = _http_connections(pid, http_port)
+    return sorted(t for t in targets if t not in http)
 
 
 def _counts(pid: int) -> dict[str, int]:
@@ -37,6 +66,7 @@ def test_register_unregister_100_cameras_returns_to_baseline(service_factory, rt
                               env={"MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")})
         pid = svc.proc.pid
         idle = _counts(pid)
+        idle_files = _open_files(pid, svc.port)
         after: list[dict[str, int]] = []
         for round_ in range(ROUNDS):
             ids = []
@@ -59,19 +89,21 @@ def test_register_unregister_100_cameras_returns_to_baseline(service_factory, rt
                 assert svc.post(f"/unregister/{cam}").status == 200
             assert svc.get("/cameras").json() == []
             wait_until(lambda: _counts(pid)["threads"] <= idle["threads"], 30)
-            # FFmpeg closes sockets on release; give the kernel a moment to reap them.
-            wait_until(lambda: _counts(pid)["fds"] <= idle["fds"], 20)
+            # FFmpeg closes sockets on release; give the kernel a moment to reap them. Then exactly the
+            # descriptors of the idle service are open: the same files, pipes and sockets.
+            with contextlib.suppress(AssertionError):
+                wait_until(lambda: _open_files(pid, svc.port) == idle_files, 20)
+            assert _open_files(pid, svc.port) == idle_files  # pytest shows which differ
             after.append(_counts(pid))
             print(f"round {round_ + 1}: idle {idle}, peak {peak}, after {after[-1]}")
         assert all(a["threads"] == idle["threads"] for a in after), (idle, after)
-        # No more fds than at idle, and the same count every round. Not "== idle": the idle count can
-        # include one transient descriptor (seen: 15 at idle, 14 after each of three rounds).
-        assert all(a["fds"] <= idle["fds"] for a in after), (idle, after)
-        assert len({a["fds"] for a in after}) == 1, (idle, after)
-        # Round 1 warms up OpenCV/FFmpeg and the allocator; later rounds must not keep growing.
+        # Round 1 warms up OpenCV/FFmpeg and the allocator; later rounds must not keep growing. They
+        # do a little while glibc's main heap settles (measured, 2026-12-04: +2.9 to +6.2 MB from
+        # round 1 to 3 in six runs; over 12 rounds +8.3 MB, flat after round 6), which an 8 MB bound
+        # failed once in CI. Still caught: 60 KB or more kept per camera that came and went.
         growth_mb = (after[-1]["rss_kb"] - after[0]["rss_kb"]) / 1024
         print(f"RSS growth from round 1 to round {ROUNDS}: {growth_mb:.1f} MB")
-        assert growth_mb < 8, (after, growth_mb)
+        assert growth_mb < 12, (after, growth_mb)
 
 
 def _rss_kb(pid: int) -> int:
