@@ -98,9 +98,10 @@ def test_register_unregister_100_cameras_returns_to_baseline(service_factory, rt
             print(f"round {round_ + 1}: idle {idle}, peak {peak}, after {after[-1]}")
         assert all(a["threads"] == idle["threads"] for a in after), (idle, after)
         # Round 1 warms up OpenCV/FFmpeg and the allocator; later rounds must not keep growing. They
-        # do a little while glibc's main heap settles (measured, 2026-12-04: +2.9 to +6.2 MB from
-        # round 1 to 3 in six runs; over 12 rounds +8.3 MB, flat after round 6), which an 8 MB bound
-        # failed once in CI. Still caught: 60 KB or more kept per camera that came and went.
+        # do a little while glibc's main heap settles (measured, 2026-12-04: +1.7 to +6.2 MB from
+        # round 1 to 3 in nine runs; over 12 rounds +8.3 MB, flat after round 6, the same before the
+        # inline answers): too close to the 8 MB bound this had. Still caught: 60 KB or more kept per
+        # camera that came and went.
         growth_mb = (after[-1]["rss_kb"] - after[0]["rss_kb"]) / 1024
         print(f"RSS growth from round 1 to round {ROUNDS}: {growth_mb:.1f} MB")
         assert growth_mb < 12, (after, growth_mb)
