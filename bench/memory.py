@@ -3,11 +3,12 @@
 Idle = the service with no camera (OpenCV already imported). Then one camera, then eight at 720p
 (issue 13: "measured with 8 cameras polled at 1/s") and three at 1080p, on one shared mount, each
 polled once a second so frames are converted and JPEGs cached as in use. Per camera = (RSS with N -
-idle) / N; the first camera (which also loads GStreamer's decoder libraries, ~20 MB of them on
-Debian) and each next one are reported apart. The service applies the systemd unit's malloc
+idle) / N; the first camera (which loads whatever its decoder needs beyond the idle process: with
+GStreamer's avdec_h264 ~20 MB of libraries on Debian, with libavcodec driven directly next to
+nothing) and each next one are reported apart. The service applies the systemd unit's malloc
 settings itself (rtsp2jpg/process/malloc.py), so this is the service as deployed.
 
-Beside it, the floor of the same question without Python: the service's decode pipeline in one
+Beside it, GStreamer's floor of the same question without Python: the software decode pipeline in one
 gst-launch process, once and then N times over (bench/gst_alone.py, the same malloc settings); each
 next pipeline's RSS is what GStreamer and libavcodec keep per camera (the decoder's picture pool).
 """

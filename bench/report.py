@@ -111,14 +111,16 @@ def _scale(r: dict[str, Any]) -> list[str]:
 
 def _memory(r: dict[str, Any]) -> list[str]:
     lines = [f"Memory: RSS beyond the idle service (OpenCV loaded, no camera), cameras polled once a second "
-             f"(target: <= {r['target_720p_mb']:.0f} MB per 720p camera with 8 cameras). The first camera also "
-             "loads GStreamer's decoder libraries (~20 MB; 7 MB of them libavfilter and the voices it links).", "",
-             "The last column is the floor without Python: each next copy of the service's decode pipeline "
-             "in one gst-launch process (the decoder's picture pool is most of it).", "",
-             "| stream | cameras | idle MB | per camera MB | first camera MB | each next camera MB | "
-             "each next pipeline alone MB |", "|---|---|---|---|---|---|---|"]
+             f"(target: <= {r['target_720p_mb']:.0f} MB per 720p camera with 8 cameras). With libavcodec "
+             "driven directly (capture/lavc.py) the first camera no longer loads gst-libav's plugin and what it "
+             "links (~20 MB: libavfilter, flite's voices, libplacebo, vulkan).", "",
+             "The last column is the GStreamer floor without Python: each next copy of the software decode "
+             "pipeline (rtspsrc to avdec_h264 to appsink) in one gst-launch process.", "",
+             "| stream | decoder | cameras | idle MB | per camera MB | first camera MB | each next camera MB | "
+             "each next GStreamer pipeline alone MB |", "|---|---|---|---|---|---|---|---|"]
     for res, m in r["by_resolution"].items():
-        lines.append(f"| {res} | {m.get('cameras', 3)} | {m['idle_rss_mb']:.0f} | {m['per_camera_mb']:.1f} | "
+        lines.append(f"| {res} | {m.get('backend') or '?'} | {m.get('cameras', 3)} | {m['idle_rss_mb']:.0f} | "
+                     f"{m['per_camera_mb']:.1f} | "
                      f"{m['first_camera_mb']:.1f} | {m['next_cameras_mb']:.1f} | "
                      f"{_n(m.get('pipeline_next_mb'), '{:.1f}')} |")
     return lines

@@ -66,7 +66,7 @@ def open_direct(spec: SourceSpec, planes: Callable[[np.ndarray, str], Any]) -> D
     try:
         if spec.decode:
             pipe, first = gst_demand.open_demand(spec.receive, spec.decode, spec.label, spec.open_timeout_sec,
-                                                 spec.rtsp_url, tls_verify=spec.tls_verify)
+                                                 spec.rtsp_url, tls_verify=spec.tls_verify, lavc_codec=spec.lavc)
         else:
             pipe, first = gst.open_pipeline(spec.target, spec.label, spec.open_timeout_sec)
     except gst.PipelineError as e:

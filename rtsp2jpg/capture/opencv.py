@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rtsp2jpg.capture import board, direct_gst, gst, turbo
+from rtsp2jpg.capture import board, direct_gst, gst, lavc, turbo
 from rtsp2jpg.capture import chains as decoders
 from rtsp2jpg.capture.frames import fit_size
 from rtsp2jpg.capture.sources import Capabilities, SourceError, SourceSpec, parse_build_info
@@ -77,7 +77,7 @@ def capabilities(finder: Callable[[str], bool] | None = None, model_path: str = 
     return Capabilities(cv2_version=cv2.__version__, cv2_file=getattr(cv2, "__file__", "?"), backends=backends,
                         decoders={name: name in elements for name in decoders.DECODER_ELEMENTS},
                         board=found.kind, board_model=found.model, elements=elements,
-                        direct_gstreamer=DIRECT_GSTREAMER)
+                        direct_gstreamer=DIRECT_GSTREAMER, lavc=DIRECT_GSTREAMER and lavc.available())
 
 
 def configure_ffmpeg(transport: str) -> None:

@@ -42,6 +42,8 @@ class SourceSpec:
     # RTSP over TCP); it falls back to `receive` for a camera it cannot take. `tls_verify` for rtsps://.
     rtsp_url: str = ""
     tls_verify: bool = True
+    # The codec libavcodec decodes directly (lavc.py) instead of `decode`'s GStreamer decoder; "" = GStreamer.
+    lavc: str = ""
 
     def __repr__(self) -> str:  # keep passwords out of reprs that end up in tracebacks
         return f"SourceSpec({self.label!r})"
@@ -60,6 +62,7 @@ class Capabilities:
     elements: frozenset[str] = frozenset()  # every pipeline element found (decoders.ELEMENTS)
     # GStreamer is driven through PyGObject (gst.py), not OpenCV's backend: needed for adaptive decoding.
     direct_gstreamer: bool = False
+    lavc: bool = False  # libavcodec can be driven directly (lavc.py): adaptive decoding's software path
 
     @classmethod
     def nothing(cls) -> Capabilities:
@@ -111,12 +114,22 @@ def _gstreamer_sources(url: str, cfg: CaptureConfig, caps: Capabilities) -> list
         return []
     adaptive = cfg.decode == "adaptive" and caps.direct_gstreamer
     own = adaptive and own_client(url, cfg)
-    return [SourceSpec(p.label, "gstreamer", p.description, pixel_format=p.format, codec=p.codec,
-                       poll_sec=0.0 if p.keyframes_only else GST_POLL_SEC, open_timeout_sec=cfg.open_timeout_sec,
-                       read_timeout_sec=cfg.stall_timeout_sec, hardware=p.hardware,
-                       receive=p.receive if adaptive else "", decode=p.decode if adaptive else "",
-                       rtsp_url=url if own and p.receive else "", tls_verify=cfg.tls_verify)
-            for p in chains.gst_pipelines(url, cfg, caps.elements, caps.board)]
+    specs = []
+    for p in chains.gst_pipelines(url, cfg, caps.elements, caps.board):
+        lavc = p.codec if adaptive and p.decode and lavc_decodes(p, cfg, caps) else ""
+        specs.append(SourceSpec(
+            f"libavcodec/{p.codec}" if lavc else p.label, "gstreamer", p.description, pixel_format=p.format,
+            codec=p.codec, poll_sec=0.0 if p.keyframes_only else GST_POLL_SEC, open_timeout_sec=cfg.open_timeout_sec,
+            read_timeout_sec=cfg.stall_timeout_sec, hardware=p.hardware,
+            receive=p.receive if adaptive else "", decode=p.decode if adaptive else "",
+            rtsp_url=url if own and p.receive else "", tls_verify=cfg.tls_verify, lavc=lavc))
+    return specs
+
+
+def lavc_decodes(p: chains.GstPipeline, cfg: CaptureConfig, caps: Capabilities) -> bool:
+    """Whether libavcodec driven directly takes the place of a software chain's avdec element: with
+    `decoder: auto` or `software` (naming `gstreamer` or the element keeps GStreamer's)."""
+    return caps.lavc and not p.hardware and cfg.decoder in ("auto", "software")
 
 
 def own_client(url: str, cfg: CaptureConfig) -> bool:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from rtsp2jpg.capture import gst_demand, sources
+from rtsp2jpg.capture import gst_demand, lavc, sources
 from rtsp2jpg.capture import opencv as pipeline
 from rtsp2jpg.capture.frames import bgr_of
 from rtsp2jpg.config import CaptureConfig
@@ -21,12 +21,18 @@ from rtsp2jpg.demo.timecode import decode_stamp
 CAPS = pipeline.capabilities()
 pytestmark = pytest.mark.skipif(not CAPS.direct_gstreamer or "avdec_h264" not in CAPS.elements,
                                 reason="needs GStreamer through PyGObject and gst-libav")
-CFG = {"decoder": "software", "codec": "h264", "open_timeout_sec": 10, "stall_timeout_sec": 5}
+CFG = {"codec": "h264", "open_timeout_sec": 10, "stall_timeout_sec": 5}
+# `software` decodes with libavcodec driven directly (lavc.py) where it loads, `gstreamer` keeps the
+# chain's avdec element behind an appsrc: both decoders behind DemandPipeline, the same behaviour.
+DECODERS = ["software", "gstreamer"]
 
 
-def _open(url: str, **cfg):
-    spec = sources.candidates(url, CaptureConfig(**{**CFG, **cfg}), CAPS)[0]
-    return pipeline.open_source(spec)
+def _open(url: str, decoder: str, **cfg):
+    spec = sources.candidates(url, CaptureConfig(**{**CFG, "decoder": decoder, **cfg}), CAPS)[0]
+    assert spec.lavc == (spec.codec if decoder == "software" and CAPS.lavc else ""), spec.lavc
+    cap = pipeline.open_source(spec)
+    assert isinstance(cap._pipe._dec, lavc.Decoder if spec.lavc else gst_demand.GstDecoder)
+    return cap
 
 
 def _idle(cap, seconds: float) -> None:
@@ -47,8 +53,9 @@ def _until_idle(cap) -> None:
     _idle(cap, 1.0)
 
 
-def test_an_unread_camera_decodes_nothing_and_a_read_gets_the_newest_picture(rtsp) -> None:
-    cap = _open(rtsp.url("cam"))
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_an_unread_camera_decodes_nothing_and_a_read_gets_the_newest_picture(rtsp, decoder: str) -> None:
+    cap = _open(rtsp.url("cam"), decoder)
     try:
         pipe = cap._pipe
         assert isinstance(pipe, gst_demand.DemandPipeline)
@@ -74,8 +81,9 @@ def test_an_unread_camera_decodes_nothing_and_a_read_gets_the_newest_picture(rts
         cap.release()
 
 
-def test_frequent_reads_decode_as_pictures_arrive_and_a_glance_does_not_count(rtsp) -> None:
-    cap = _open(rtsp.url("cam"))
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_frequent_reads_decode_as_pictures_arrive_and_a_glance_does_not_count(rtsp, decoder: str) -> None:
+    cap = _open(rtsp.url("cam"), decoder)
     try:
         pipe = cap._pipe
         assert cap.grab() and cap.retrieve() is not None  # the open's own picture
@@ -101,7 +109,7 @@ def test_frequent_reads_decode_as_pictures_arrive_and_a_glance_does_not_count(rt
 
 
 def test_decode_always_keeps_one_pipeline_decoding_every_frame(rtsp) -> None:
-    spec = sources.candidates(rtsp.url("cam"), CaptureConfig(**CFG, decode="always"), CAPS)[0]
+    spec = sources.candidates(rtsp.url("cam"), CaptureConfig(**CFG, decoder="software", decode="always"), CAPS)[0]
     assert not spec.decode and not spec.receive
     cap = pipeline.open_source(spec)
     try:
@@ -111,8 +119,9 @@ def test_decode_always_keeps_one_pipeline_decoding_every_frame(rtsp) -> None:
         cap.release()
 
 
-def test_adaptive_decoding_works_for_h265(rtsp) -> None:
-    cap = _open(rtsp.url("hevc"), codec="h265")
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_adaptive_decoding_works_for_h265(rtsp, decoder: str) -> None:
+    cap = _open(rtsp.url("hevc"), decoder, codec="h265")
     try:
         assert isinstance(cap._pipe, gst_demand.DemandPipeline)
         assert cap.grab() and cap.retrieve() is not None

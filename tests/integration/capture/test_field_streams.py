@@ -48,8 +48,9 @@ STREAMS = {
 }
 FAST = {"reconnect_delay_sec": 0.5, "reconnect_max_delay_sec": 2, "open_timeout_sec": 8, "stall_timeout_sec": 4}
 # Settings per decoder path, and how the camera's backend label must start: auto with PyGObject is
-# adaptive GStreamer (avdec_* here; a hardware chain where the box has one), never the FFmpeg fallback.
-DECODERS = {"auto": ({}, "gstreamer/"), "ffmpeg": ({"decoder": "ffmpeg"}, "ffmpeg")}
+# adaptive decoding (libavcodec driven directly here, else avdec_*; a hardware chain where the box has
+# one), never the FFmpeg fallback.
+DECODERS = {"auto": ({}, "libavcodec/" if CAPS.lavc else "gstreamer/"), "ffmpeg": ({"decoder": "ffmpeg"}, "ffmpeg")}
 FRESH_SEC = 2.0  # generous: measured 0.05-0.8 s, at load 14 too (docs/cameras.md)
 
 

@@ -90,3 +90,22 @@ def test_rtsps_skips_ffmpeg_while_certificates_are_verified() -> None:
     assert "tls-validation-flags=0" in trusting[1].target
     plain = candidates(URL, CaptureConfig(codec="h264", tls_verify=False), caps())
     assert "tls-validation-flags" not in plain[1].target  # plain RTSP has no certificate to skip
+
+
+def test_adaptive_software_chains_decode_with_libavcodec_where_it_loads() -> None:
+    """`decoder: auto|software` on adaptive decoding: libavcodec driven directly takes avdec's place;
+    the receive half (rtspsrc's, for a camera our client cannot take) stays as it was."""
+    jetson = SOFT | {"nvv4l2decoder", "nvvidconv"}
+    lavc = Capabilities("4.6.0", "cv2.so", {"ffmpeg": True, "gstreamer": True}, elements=jetson, board="jetson",
+                        direct_gstreamer=True, lavc=True)
+    got = candidates(URL, CaptureConfig(), lavc)
+    assert [(s.label, s.lavc) for s in got] == [
+        ("gstreamer/nvv4l2decoder", ""), ("gstreamer/nvv4l2decoder", ""),  # the board's decoder stays GStreamer's
+        ("libavcodec/h264", "h264"), ("libavcodec/h265", "h265"), ("ffmpeg", "")]
+    assert "avdec_h264" in got[2].decode and got[2].receive  # GStreamer's decoder if libavcodec fails to open
+    # Naming GStreamer or the element keeps GStreamer's decoder; so do keyframe-only and decode: always.
+    for cfg in (CaptureConfig(decoder="gstreamer"), CaptureConfig(decoder="avdec_h264"),
+                CaptureConfig(keyframes_only=True), CaptureConfig(decode="always")):
+        assert all(not s.lavc and not s.label.startswith("libavcodec") for s in candidates(URL, cfg, lavc)), cfg
+    # Without it (no libavcodec of a known version), the same chains as before.
+    assert not any(s.lavc for s in candidates(URL, CaptureConfig(), caps()))
