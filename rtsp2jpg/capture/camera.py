@@ -220,7 +220,6 @@ class Camera(SourceTrials):
             self._set_status(Status.ACTIVE)
             window_start, window_frames = self._clock(), 0
             poll = capture.spec.poll_sec
-            nominal_fps = capture.nominal_fps() if poll else 0.0
             while not self._stop.is_set():
                 if poll:
                     self._pause(poll)
@@ -230,7 +229,9 @@ class Camera(SourceTrials):
                 now = last_frame = self._on_frame(capture)
                 window_frames += 1
                 if now - window_start >= 1.0:
-                    self.stats.fps = nominal_fps or round(window_frames / (now - window_start), 2)
+                    # Asked each time: adaptive decoding learns it from the first units' timestamps.
+                    self.stats.fps = (capture.nominal_fps() if poll else 0.0) or round(
+                        window_frames / (now - window_start), 2)
                     window_start, window_frames = now, 0
                 if self._failures and now - opened_at > self.cfg.stall_timeout_sec:
                     self._failures = 0  # stable again: the next failure starts from the base delay

@@ -173,3 +173,17 @@ class Target:
                 before_last = unit.pts if before_last is None else max(before_last, unit.pts)
             self._max = unit.pts if self._max is None else max(self._max, unit.pts)
         return before_last if self.reordered else self._max
+
+
+FPS_UNITS = 16  # the timestamps of this many units give a stream's frame rate
+
+
+def frame_rate(stamps: list[int]) -> float:
+    """Frames per second from `stamps` (presentation times in ns of consecutive units, in decode
+    order); 0.0 until there are FPS_UNITS. The median gap between them sorted: B-frames reorder the
+    units, so the first ones in decode order may skip a picture or two, and a camera's clock jitters."""
+    if len(stamps) < FPS_UNITS:
+        return 0.0
+    ordered = sorted(set(stamps))
+    gaps = sorted(b - a for a, b in zip(ordered, ordered[1:]))
+    return round(1e9 / gaps[len(gaps) // 2], 2) if gaps else 0.0

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from rtsp2jpg.capture import gst, lavc
-from rtsp2jpg.capture.gop import Demand, GopBuffer, Target, Unit
+from rtsp2jpg.capture.gop import FPS_UNITS, Demand, GopBuffer, Target, Unit, frame_rate
 from rtsp2jpg.capture.receivers import Receiver, gave_nothing, open_receiver
 from rtsp2jpg.capture.rtsp.wire import Cancelled
 
@@ -35,7 +35,7 @@ _SLICE_SEC = 0.02
 
 
 class DemandPipeline:
-    """One camera's receive and decode pipelines; pull and picture from one thread, close from any."""
+    """One camera's receiver and decoder; pull and picture from one thread, close from any."""
 
     def __init__(self, receiver: Receiver, decoder: Decoder, label: str, clock: Callable[[], float] = time.monotonic,
                  hold_sec: float | None = None) -> None:
@@ -45,13 +45,17 @@ class DemandPipeline:
         self._gop = GopBuffer()
         self.demand = Demand(clock, hold_sec)
         self._caps: Any = None
+        self._stamps: list[int] = []  # the first units' timestamps, until they give the frame rate
+        self._fps = 0.0
         self.failure = ""
         self.pushed = 0  # units handed to the decoder: what an idle camera does not spend
         self.behind_sec = 0.0  # how much older the last picture() is than the newest unit received
 
     @property
     def fps(self) -> float:
-        return self._dec.fps
+        """The decoder's frame rate (GStreamer's caps), else the stream's from its timestamps: known
+        while nobody reads too, and what /snapshot's default max_age is made of (1.5 frames)."""
+        return self._dec.fps or self._fps
 
     @property
     def gop(self) -> GopBuffer:
@@ -108,6 +112,10 @@ class DemandPipeline:
             self._caps = caps  # a new resolution or codec setup mid-stream (rtspsrc's parser says so)
             self._dec.set_caps(caps)
         stamps = [u.pts for u in units if u.pts is not None]
+        if not self._fps and stamps:
+            self._stamps += stamps[:FPS_UNITS]
+            self._fps = frame_rate(self._stamps[:FPS_UNITS])
+            self._stamps = [] if self._fps or len(self._stamps) >= FPS_UNITS else self._stamps
         newest, now = (max(stamps) if stamps else None), time.monotonic()
         for unit in units:
             if self._gop.add(unit):

@@ -42,7 +42,6 @@ I420_FORMATS = {0: "I420", 12: "I420"}
 _EAGAIN = -11
 _INVALIDDATA = -0x41444E49  # AVERROR_INVALIDDATA, FFERRTAG('I','N','D','A')
 _NOPTS = -0x8000000000000000  # AV_NOPTS_VALUE
-_FPS_UNITS = 16  # timestamps of this many units give the frame rate
 
 _libs: tuple[Any, Any] | None = None
 _loaded = False
@@ -127,9 +126,8 @@ class Decoder:
         self._codec, self._util = libs
         self.label = label
         self.failure = ""
-        self.fps = 0.0
+        self.fps = 0.0  # not read from the decoder: DemandPipeline takes it from the units' timestamps
         self.invalid = 0  # units the decoder rejected as invalid data (skipped, not fatal)
-        self._stamps: list[int] = []
         self._count = 0  # pictures decoded; the current one is the sample
         found = self._codec.avcodec_find_decoder(CODEC_IDS[codec])
         ctx = self._codec.avcodec_alloc_context3(found) if found else None
@@ -159,7 +157,6 @@ class Decoder:
         the next unit). `failure` is set when the decoder cannot go on."""
         before = self._count
         for unit in units:
-            self._fps(unit.pts)
             data = _bytes(unit.data)
             # An empty packet is libavcodec's "end of stream": the decoder would take nothing more.
             if data and not self._send(data, unit.pts):
@@ -218,16 +215,6 @@ class Decoder:
                 self.failure = f"decoder: {_error(self._util, code)}"
                 return False
             return True
-
-    def _fps(self, pts: int | None) -> None:
-        """The frame rate from the first units' timestamps (the stream's own clock, not arrival)."""
-        if self.fps or pts is None:
-            return
-        self._stamps.append(pts)
-        if len(self._stamps) >= _FPS_UNITS:
-            span = max(self._stamps) - min(self._stamps)
-            self.fps = round((len(self._stamps) - 1) * 1e9 / span, 2) if span > 0 else 0.0
-            self._stamps = []
 
 
 def _bytes(data: Any) -> bytes:

@@ -64,6 +64,7 @@ def test_an_unread_camera_decodes_nothing_and_a_read_gets_the_newest_picture(rts
         pushed, seen = pipe.pushed, len(pipe.gop)
         _idle(cap, 1.0)
         assert pipe.pushed == pushed, "an unread camera handed pictures to the decoder"
+        assert cap.nominal_fps() == 25.0  # from the units' timestamps: known while nobody reads too
         assert len(pipe.gop) != seen, "no access units were received while idle"
         assert cap.grab()
         asked = time.time()

@@ -64,7 +64,7 @@ def test_a_group_of_pictures_decodes_to_its_newest_picture(groups, codec: str) -
         # The time codes of the two pictures are as far apart as the units' timestamps say.
         span = (units[-1].pts - units[0].pts) / 1e9
         assert abs((_stamp(picture) - _stamp(key)) - span) < 0.3, (span, _stamp(picture), _stamp(key))
-        assert dec.fps == 25.0 and not dec.failure
+        assert not dec.failure
     finally:
         dec.close()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtsp2jpg.capture.gop import MAX_HOLD_SEC, MIN_HOLD_SEC, Demand, GopBuffer, Target, Unit
+from rtsp2jpg.capture.gop import FPS_UNITS, MAX_HOLD_SEC, MIN_HOLD_SEC, Demand, GopBuffer, Target, Unit, frame_rate
 
 
 def unit(key: bool, size: int = 100, pts: int | None = None) -> Unit:
@@ -147,3 +147,23 @@ def test_fast_readers_always_decode_ahead() -> None:
             demand.keyframe()
         demand.read()
         assert demand.ahead()
+
+
+@given(fps=st.sampled_from([5, 7.5, 12.5, 15, 20, 24, 25, 29.97, 30, 50, 60]), start=st.integers(0, 2**40),
+       bframes=st.integers(0, 3), extra=st.integers(0, 20))
+def test_frame_rate_from_timestamps_in_decode_order(fps: float, start: int, bframes: int, extra: int) -> None:
+    """A stream's rate from its units' timestamps as a 90 kHz RTP clock gives them, B-frames reordered
+    (each anchor sent ahead of the B-frames shown before it); nothing until FPS_UNITS have come."""
+    shown = [start + round(i * 90000 / fps) * 100000 // 9 for i in range(FPS_UNITS + extra)]
+    decode_order: list[int] = []
+    for at in range(0, len(shown), bframes + 1):
+        group = shown[at:at + bframes + 1]
+        decode_order += group[-1:] + group[:-1]
+    assert frame_rate(decode_order[:FPS_UNITS - 1]) == 0.0
+    assert abs(frame_rate(decode_order[:FPS_UNITS]) - fps) <= 0.01 * fps
+    assert frame_rate([start] * FPS_UNITS) == 0.0
+
+
+def test_frame_rate_keeps_to_the_rate_when_a_few_pictures_are_missing() -> None:
+    stamps = [i * 40_000_000 for i in range(24) if i not in (3, 9, 10, 17)]  # 25 fps, four lost
+    assert frame_rate(stamps[:FPS_UNITS]) == 25.0
