@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -185,5 +186,5 @@ def frame_rate(stamps: list[int]) -> float:
     if len(stamps) < FPS_UNITS:
         return 0.0
     ordered = sorted(set(stamps))
-    gaps = sorted(b - a for a, b in zip(ordered, ordered[1:]))
+    gaps = sorted(b - a for a, b in pairwise(ordered))
     return round(1e9 / gaps[len(gaps) // 2], 2) if gaps else 0.0

@@ -82,7 +82,7 @@ def _slug(v: str) -> str | None:
 class CaptureConfig:
     """How each camera is read; every key can be overridden per camera."""
 
-    decoder: str = _opt("auto", "auto (hardware GStreamer, adaptive avdec_* with python3-gi, FFmpeg), "
+    decoder: str = _opt("auto", "auto (hardware GStreamer, adaptive libavcodec with python3-gi, FFmpeg), "
                         "ffmpeg, gstreamer, software, or an element such as nvv4l2decoder", _decoder)
     codec: str = _opt("auto", "stream codec: auto (from the RTSP SDP), h264 or h265", _choice("auto", "h264", "h265"))
     transport: str = _opt("tcp", "RTSP transport: tcp or udp", _choice("tcp", "udp"))

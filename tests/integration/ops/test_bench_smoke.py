@@ -62,7 +62,7 @@ def test_readme_section_is_replaced_between_markers_only(tmp_path: Path) -> None
     text = readme.read_text()
     assert "old figures" not in text
     assert text.startswith("# x\n\nbefore\n\n") and text.endswith("\n\nafter\n")
-    assert "Test CPU, 2 cores, OpenCV 4.6.0" in text and "| 720p25 | 3 | 150 | 12.5 |" in text
+    assert "Test CPU, 2 cores, OpenCV 4.6.0" in text and "| 720p25 | ffmpeg | 3 | 150 | 12.5 |" in text
     # issue 13's summary: each figure with its target and whether it is met
     assert "| RSS per 720p camera, 3 cameras polled 1/s | <= 15 MB | 12.5 MB |" in text and "| yes |" in text
     # beside it, the floor without Python: the decode pipeline alone
