@@ -2,13 +2,13 @@
 
 Why not GStreamer's avdec_h264, which is the same decoder: gst-libav links libavfilter and, through
 it, ~20 MB of libraries no camera uses (flite's voices, libplacebo, vulkan, pocketsphinx), all
-mapped in by the first camera, and each appsrc ! parse ! avdec ! appsink pipeline costs ~10.9 MB
-more. The decoder alone is ~7 MB per 720p camera (measured: bench/memory.py). Access units come
-from receivers.py already whole (Annex B, parameter sets before every keyframe), so no parser is
-needed either: one unit is one packet.
+mapped in by the first camera, and each appsrc ! parse ! avdec ! appsink pipeline cost 13.8 MB per
+720p camera where this costs 8.6 (bench/memory.py). Access units come from receivers.py already
+whole (Annex B, parameter sets before every keyframe), so no parser is needed either: one unit is
+one packet.
 
-Hand-written rather than PyAV: five structs' worth of calls, and on a device libavcodec comes from
-the distribution (OpenCV and GStreamer link it already), with no wheel to build against it. Only
+Hand-written rather than PyAV: about fifteen C functions, and on a device libavcodec comes from the
+distribution (OpenCV and GStreamer link it already), with no wheel to build against it. Only
 fields at the start of AVFrame and AVPacket are read or written; they have not moved since FFmpeg 4
 (libavcodec 58), and other major versions are refused (`available()` is then False).
 
