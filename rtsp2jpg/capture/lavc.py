@@ -19,10 +19,11 @@ delay per thread saved, and cameras decode in parallel anyway: DESIGN 9).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
+import re
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,22 @@ def _bind(lib: Any, name: str, restype: Any, *argtypes: Any) -> None:
     fn.restype, fn.argtypes = restype, list(argtypes)
 
 
+def _open_pair() -> tuple[Any, Any] | None:
+    """libavcodec and its libavutil (major - 2) by soname, the one OpenCV or GStreamer already mapped
+    first: no second copy, and no `ldconfig -p` subprocess (ctypes.util.find_library) at start."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        maps = ""
+    mapped = [int(m) for m in re.findall(r"libavcodec\.so\.(\d+)", maps) if int(m) in SUPPORTED_MAJORS]
+    for major in dict.fromkeys(mapped + sorted(SUPPORTED_MAJORS, reverse=True)):
+        try:
+            return ctypes.CDLL(f"libavcodec.so.{major}"), ctypes.CDLL(f"libavutil.so.{major - 2}")
+        except OSError:
+            continue
+    return None
+
+
 def _load() -> tuple[Any, Any] | None:
     """(libavcodec, libavutil), loaded once; None when missing or of an unknown major version."""
     global _libs, _loaded
@@ -60,14 +77,11 @@ def _load() -> tuple[Any, Any] | None:
         if _loaded:
             return _libs
         _loaded = True
-        paths = [ctypes.util.find_library(name) for name in ("avcodec", "avutil")]
-        if not all(paths):
+        found = _open_pair()
+        if found is None:
             log.debug("libavcodec not found: software decoding goes through GStreamer's avdec")
             return None
-        try:
-            codec, util = (ctypes.CDLL(p) for p in paths)
-        except OSError:
-            return None
+        codec, util = found
         p, vp = ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)
         _bind(codec, "avcodec_version", ctypes.c_uint)
         major = codec.avcodec_version() >> 16
