@@ -45,7 +45,7 @@ class DemandPipeline:
         self._gop = GopBuffer()
         self.demand = Demand(clock, hold_sec)
         self._caps: Any = None
-        self._stamps: list[int] = []  # the first units' timestamps, until they give the frame rate
+        self._stamps: list[int] = []  # the newest units' timestamps, until they give the frame rate
         self._fps = 0.0
         self.failure = ""
         self.pushed = 0  # units handed to the decoder: what an idle camera does not spend
@@ -53,9 +53,9 @@ class DemandPipeline:
 
     @property
     def fps(self) -> float:
-        """The decoder's frame rate (GStreamer's caps), else the stream's from its timestamps: known
-        while nobody reads too, and what /snapshot's default max_age is made of (1.5 frames)."""
-        return self._dec.fps or self._fps
+        """The stream's frame rate from its timestamps (either decoder): known while nobody reads too,
+        and what /snapshot's default max_age is made of (1.5 frames)."""
+        return self._fps
 
     @property
     def gop(self) -> GopBuffer:
@@ -112,10 +112,9 @@ class DemandPipeline:
             self._caps = caps  # a new resolution or codec setup mid-stream (rtspsrc's parser says so)
             self._dec.set_caps(caps)
         stamps = [u.pts for u in units if u.pts is not None]
-        if not self._fps and stamps:
-            self._stamps += stamps[:FPS_UNITS]
-            self._fps = frame_rate(self._stamps[:FPS_UNITS])
-            self._stamps = [] if self._fps or len(self._stamps) >= FPS_UNITS else self._stamps
+        if not self._fps:
+            self._stamps = (self._stamps + stamps)[-FPS_UNITS:]
+            self._fps = frame_rate(self._stamps)
         newest, now = (max(stamps) if stamps else None), time.monotonic()
         for unit in units:
             if self._gop.add(unit):
@@ -150,7 +149,6 @@ class DemandPipeline:
 class Decoder(Protocol):
     """The decode half: GstDecoder (the chain's GStreamer decoder) or lavc.Decoder (libavcodec)."""
 
-    fps: float
     failure: str
 
     def start(self) -> None: ...
@@ -169,10 +167,6 @@ class GstDecoder:
         self._gst = gst._gst()[0]
         self._target = Target()
         self.failure = ""
-
-    @property
-    def fps(self) -> float:
-        return self._pipe.fps
 
     def start(self) -> None:
         if self._src is None:

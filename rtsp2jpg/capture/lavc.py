@@ -140,7 +140,6 @@ class Decoder:
         self._codec, self._util = libs
         self.label = label
         self.failure = ""
-        self.fps = 0.0  # not read from the decoder: DemandPipeline takes it from the units' timestamps
         self.invalid = 0  # units the decoder rejected as invalid data (skipped, not fatal)
         self._count = 0  # pictures decoded; the current one is the sample
         found = self._codec.avcodec_find_decoder(CODEC_IDS[codec])
